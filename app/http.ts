@@ -1,0 +1,104 @@
+// The dispatcher's HTTP and WebSocket routes as a Web-standard Hono app. The runtime adapter
+// (server.ts) passes in its upgradeWebSocket helper; tests call app.request() without a port.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import { CLOSE, PATHS } from '../common/protocol.ts';
+import type { ControlSession, Dispatcher } from './dispatcher.ts';
+
+export interface AppOptions {
+  dispatcher: Dispatcher;
+  upgradeWebSocket: UpgradeWebSocket;
+  /** Folder holding index.html and protocol.js. */
+  clientDir: string;
+}
+
+/** Control messages are small JSON objects; anything larger is refused unread. */
+const MAX_CONTROL_MESSAGE = 16 * 1024;
+
+const CLIENT_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/protocol.js': { file: 'protocol.js', type: 'text/javascript; charset=utf-8' },
+};
+
+const requireUpgrade: MiddlewareHandler = async (c, next) => {
+  if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+    throw new HTTPException(426, { message: `${c.req.path} speaks WebSocket only: open it with a WebSocket client` });
+  }
+  await next();
+};
+
+function textOf(data: unknown): string | null {
+  return typeof data === 'string' ? data : null;
+}
+
+export function createApp({ dispatcher, upgradeWebSocket, clientDir }: AppOptions) {
+  const app = new Hono();
+
+  for (const [path, { file, type }] of Object.entries(CLIENT_FILES)) {
+    app.get(path, async (c) => {
+      const body = await readFile(join(clientDir, file));
+      return c.body(body, 200, { 'content-type': type, 'cache-control': 'no-cache' });
+    });
+  }
+
+  app.get(PATHS.servers, (c) => c.json({ servers: dispatcher.list() }));
+
+  // Browsers: the Rednet tutorial's exchange, one text request, one text answer.
+  app.get(
+    PATHS.stream,
+    requireUpgrade,
+    upgradeWebSocket(() => {
+      let id = '';
+      return {
+        onOpen: () => {
+          id = dispatcher.streamOpened();
+        },
+        onMessage: async (event, ws) => {
+          const text = textOf(event.data);
+          if (text === null) return ws.send('error: binary messages are not understood; send "get_server_url" as text');
+          const answer = await dispatcher.answerStream(text);
+          if (ws.readyState === 1) ws.send(answer);
+        },
+        onClose: () => dispatcher.streamClosed(id),
+      };
+    }),
+  );
+
+  // Render servers: one control connection each, holding the lease.
+  app.get(
+    PATHS.control,
+    requireUpgrade,
+    upgradeWebSocket(() => {
+      let session: ControlSession | null = null;
+      const sessionFor = (ws: WSContext) =>
+        (session ??= dispatcher.openControl({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }));
+      return {
+        onOpen: (_event, ws) => {
+          sessionFor(ws);
+        },
+        onMessage: async (event, ws) => {
+          const text = textOf(event.data);
+          if (text === null) return ws.close(CLOSE.unsupportedData, 'control messages are JSON text');
+          if (text.length > MAX_CONTROL_MESSAGE) return ws.close(CLOSE.tooBig, `control messages are at most ${MAX_CONTROL_MESSAGE} bytes`);
+          await sessionFor(ws).message(text);
+        },
+        onClose: () => session?.closed(),
+      };
+    }),
+  );
+
+  app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
+
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) return c.text(error.message, error.status);
+    dispatcher.events.emit('log', { level: 'error', message: `${c.req.method} ${c.req.path}: ${error.stack ?? error}` });
+    return c.text('internal error', 500);
+  });
+
+  return app;
+}

@@ -1,0 +1,35 @@
+// Entry of `bun run dispatcher`: flags in, a running dispatcher out, a clean stop on SIGINT/SIGTERM.
+
+import { UsageError } from '../common/cli.ts';
+import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
+import { startDispatcher } from './server.ts';
+
+let config;
+try {
+  config = parseDispatcherArgs(process.argv.slice(2));
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  console.error(`dispatcher: ${error.message}\n\n${DISPATCHER_USAGE}`);
+  process.exit(2);
+}
+if (!config) {
+  console.log(DISPATCHER_USAGE);
+  process.exit(0);
+}
+
+const running = startDispatcher(config);
+const { events } = running.dispatcher;
+events.on('log', ({ level, message }) => (level === 'info' ? console.log : console.error)(`dispatcher: ${message}`));
+events.on('server.lost', ({ id, url, reason }) => console.log(`dispatcher: render server ${id} at ${url} lost (${reason})`));
+console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${config.db})`);
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`dispatcher: ${signal}, stopping`);
+  await running.close();
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

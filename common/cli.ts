@@ -1,0 +1,40 @@
+// Flag parsing helpers shared by the programs' entry files: each turns a bad value into a
+// message that names the flag, and the entry prints it with the usage text and exits 2.
+
+export class UsageError extends Error {}
+
+export function parsePort(flag: string, text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--${flag} must be a port number 0-65535, got "${text}"`);
+  return port;
+}
+
+export function parsePositive(flag: string, text: string, { integer = true, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || value > max || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${flag} must be a ${integer ? 'whole ' : ''}number from 1 to ${max}, got "${text}"`);
+  }
+  return value;
+}
+
+/** "1500ms", "3s" or a plain number of milliseconds. */
+export function parseDuration(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * (match[2] === 's' ? 1000 : 1) : NaN;
+  if (!(ms >= 1)) throw new UsageError(`--${flag} must be a duration such as 500ms or 3s, got "${text}"`);
+  return Math.round(ms);
+}
+
+export function parseWsUrl(flag: string, text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.protocol === 'ws:' || url.protocol === 'wss:') return url.toString().replace(/\/$/, '');
+  } catch {
+    // reported below
+  }
+  throw new UsageError(`--${flag} must be a ws:// or wss:// URL, got "${text}"`);
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -1,0 +1,81 @@
+// The render server's command line, turned into one typed config object.
+
+import { networkInterfaces } from 'node:os';
+import { parseArgs } from 'node:util';
+import { PATHS } from '../common/protocol.ts';
+import { UsageError, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
+
+export interface RenderConfig {
+  host: string;
+  port: number;
+  dispatcher: string;
+  size: number;
+  fps: number;
+  quality: number;
+  /** Set by --public-url; otherwise derived from the bound address once listening. */
+  publicUrl: string | null;
+}
+
+export const RENDER_USAGE = `usage: bun run render --port N [options]
+
+  --port N            port to listen on (default 16000; 0 picks a free one)
+  --host ADDR         address to listen on (default 127.0.0.1)
+  --dispatcher URL    the dispatcher to register with (default ws://127.0.0.1:18000)
+  --size N            frame width and height in pixels, 16-2048 (default 512)
+  --fps N             target frames per second, 1-240 (default 60)
+  --quality N         JPEG quality, 1-100 (default 80)
+  --public-url URL    the ws:// URL browsers reach this server at, when it is not the bound
+                      address (behind NAT or a proxy); default ws://HOST:PORT/stream
+  --help              print this and exit
+
+Needs an X display for GL: with DISPLAY unset it starts its own Xvfb.`;
+
+export function parseRenderArgs(argv: string[]): RenderConfig | null {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        dispatcher: { type: 'string' },
+        size: { type: 'string' },
+        fps: { type: 'string' },
+        quality: { type: 'string' },
+        'public-url': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return null;
+  return {
+    host: v.host ?? '127.0.0.1',
+    port: v.port ? parsePort('port', v.port) : 16000,
+    dispatcher: v.dispatcher ? parseWsUrl('dispatcher', v.dispatcher) : 'ws://127.0.0.1:18000',
+    size: v.size ? parseSize(v.size) : 512,
+    fps: v.fps ? parsePositive('fps', v.fps, { max: 240 }) : 60,
+    quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,
+    publicUrl: v['public-url'] ? parseWsUrl('public-url', v['public-url']) : null,
+  };
+}
+
+function parseSize(text: string): number {
+  const size = parsePositive('size', text, { max: 2048 });
+  if (size < 16) throw new UsageError(`--size must be a whole number from 16 to 2048, got "${text}"`);
+  return size;
+}
+
+/** The URL browsers use when --public-url is not given: the bound address, made reachable. */
+export function derivePublicUrl(host: string, port: number): string {
+  let shown = host;
+  if (host === '0.0.0.0' || host === '::') {
+    const external = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
+    shown = external?.address ?? '127.0.0.1';
+  }
+  if (shown.includes(':') && !shown.startsWith('[')) shown = `[${shown}]`;
+  return `ws://${shown}:${port}${PATHS.stream}`;
+}

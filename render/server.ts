@@ -1,0 +1,119 @@
+// The Node adapter of the render server: the only file that binds sockets. It serves a small
+// Hono app over @hono/node-server, admits the one client at the WebSocket upgrade (refusing with
+// an HTTP status and reason before any socket exists), and wires the frame stream to the
+// dispatcher's control channel.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { WebSocketServer } from 'ws';
+import { CLOSE, PATHS } from '../common/protocol.ts';
+import { derivePublicUrl, type RenderConfig } from './config.ts';
+import { createControlClient } from './control.ts';
+import type { Renderer } from './renderer.ts';
+import { createFrameStream } from './stream.ts';
+import { createTicketGate } from './tickets.ts';
+
+export interface RunningRenderServer {
+  id: string;
+  port: number;
+  publicUrl: string;
+  /** Closes the client with 1001, leaves the dispatcher, stops listening. */
+  close(reason?: string): Promise<void>;
+}
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  const body = Buffer.from(`${reason}\n`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\n` +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function startRenderServer(config: RenderConfig, renderer: Renderer, log: (message: string) => void): Promise<RunningRenderServer> {
+  const id = randomUUID();
+  let publicUrl = config.publicUrl ?? '';
+
+  const control = createControlClient({
+    dispatcher: config.dispatcher,
+    id,
+    get publicUrl() {
+      return publicUrl;
+    },
+    targetFps: config.fps,
+    health: () => {
+      const { fps, frameMs, client } = stream.stats();
+      return { fps, frameMs, client };
+    },
+    log,
+  });
+  const stream = createFrameStream({
+    renderer,
+    fps: config.fps,
+    quality: config.quality,
+    onClient: (event) => {
+      log(`client ${event}`);
+      control.reportClient(event);
+    },
+    log,
+  });
+  const gate = createTicketGate({
+    identity: () => {
+      const key = control.key();
+      return key ? { id, key } : null;
+    },
+    claim: stream.claim,
+  });
+
+  const app = new Hono();
+  app.get('/', (c) => c.json({ id, url: publicUrl, dispatcher: config.dispatcher, size: config.size, targetFps: config.fps, ...stream.stats() }));
+  app.get(PATHS.stream, (c) => c.text(`${PATHS.stream} speaks WebSocket only: open the URL the dispatcher handed out`, 426));
+  app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
+
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(request.url ?? '/', 'http://render.invalid');
+    if (url.pathname !== PATHS.stream) return refuse(socket, 404, `no WebSocket at ${url.pathname}; use ${PATHS.stream}`);
+    gate.admit(url).then(
+      (admission) => {
+        if (!admission.ok) return refuse(socket, admission.status, admission.reason);
+        // The slot is claimed: give it back if the handshake dies before it completes.
+        const early = () => stream.release();
+        socket.once('close', early);
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          socket.off('close', early);
+          stream.attach(ws);
+        });
+      },
+      (error) => refuse(socket, 500, `could not check the ticket: ${error}`),
+    );
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) return resolve();
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  publicUrl ||= derivePublicUrl(config.host, port);
+  control.start();
+
+  return {
+    id,
+    port,
+    publicUrl,
+    async close(reason = 'render server shutting down') {
+      stream.closeClient(CLOSE.goingAway, reason);
+      await control.stop();
+      wss.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

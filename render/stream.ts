@@ -1,0 +1,121 @@
+// The frame loop for the render server's one client: draw, read, flip, encode, send, one complete
+// JPEG per binary message. It runs only while a client is attached, paces itself to the target
+// fps, and skips frames instead of queueing them when the client reads slower than we draw.
+
+import type WebSocket from 'ws';
+import { CLOSE, type ClientState } from '../common/protocol.ts';
+import { encodeJpeg } from './encoder.ts';
+import type { Renderer } from './renderer.ts';
+import { poseAt } from './scene.ts';
+
+export interface StreamOptions {
+  renderer: Renderer;
+  fps: number;
+  quality: number;
+  /** Bytes the socket may hold unsent before frames are skipped. */
+  maxBuffered?: number;
+  onClient(event: 'connected' | 'gone'): void;
+  log(message: string): void;
+}
+
+export interface StreamStats {
+  /** Frames sent per second over the last measuring window. */
+  fps: number;
+  /** Mean time to draw, read and encode one frame, milliseconds. */
+  frameMs: number;
+  framesSent: number;
+  framesSkipped: number;
+  client: ClientState;
+}
+
+const STATS_WINDOW_MS = 1000;
+
+export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
+  const intervalMs = 1000 / fps;
+  const epoch = Date.now();
+  let client: WebSocket | null = null;
+  // Set from the moment a ticket is admitted, before the handshake ends, so that two racing
+  // upgrades can never both get in.
+  let claimed = false;
+  let stats: StreamStats = { fps: 0, frameMs: 0, framesSent: 0, framesSkipped: 0, client: 'none' };
+  let window = { start: performance.now(), frames: 0, workMs: 0 };
+
+  function measure(workMs: number | null): void {
+    if (workMs === null) stats.framesSkipped++;
+    else {
+      stats.framesSent++;
+      window.frames++;
+      window.workMs += workMs;
+    }
+    const now = performance.now();
+    const elapsed = now - window.start;
+    if (elapsed >= STATS_WINDOW_MS) {
+      stats.fps = (window.frames * 1000) / elapsed;
+      stats.frameMs = window.frames ? window.workMs / window.frames : 0;
+      window = { start: now, frames: 0, workMs: 0 };
+    }
+  }
+
+  async function run(ws: WebSocket): Promise<void> {
+    let due = performance.now();
+    while (client === ws && ws.readyState === ws.OPEN) {
+      if (ws.bufferedAmount > maxBuffered) {
+        measure(null);
+      } else {
+        const start = performance.now();
+        const jpeg = await encodeJpeg(renderer.readFrame(poseAt((Date.now() - epoch) / 1000)), renderer.size, quality);
+        if (client !== ws || ws.readyState !== ws.OPEN) break;
+        ws.send(jpeg, { binary: true });
+        measure(performance.now() - start);
+      }
+      // Pace to the target; when behind, start the next frame at once but never try to catch up
+      // with a burst of frames.
+      due = Math.max(due + intervalMs, performance.now());
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+    }
+  }
+
+  function detach(ws: WebSocket): void {
+    if (client !== ws) return;
+    client = null;
+    claimed = false;
+    stats = { ...stats, fps: 0, client: 'none' };
+    onClient('gone');
+  }
+
+  return {
+    /** Reserves the one client slot; false if it is taken. */
+    claim(): boolean {
+      if (claimed) return false;
+      claimed = true;
+      return true;
+    },
+    /** Gives the slot back when an admitted handshake did not complete. */
+    release(): void {
+      if (!client) claimed = false;
+    },
+    attach(ws: WebSocket): void {
+      client = ws;
+      stats = { ...stats, client: 'connected' };
+      window = { start: performance.now(), frames: 0, workMs: 0 };
+      onClient('connected');
+      ws.on('close', () => detach(ws));
+      ws.on('error', () => detach(ws));
+      ws.on('message', () => {
+        ws.send(JSON.stringify({ type: 'error', error: 'this render server takes no messages from its client' }));
+      });
+      run(ws).catch((error) => {
+        log(`frame loop failed: ${error instanceof Error ? error.message : error}`);
+        ws.close(CLOSE.goingAway, 'render server failed to draw');
+        detach(ws);
+      });
+    },
+    /** Closes the client, if any, with a code and reason. */
+    closeClient(code: number, reason: string): void {
+      client?.close(code, reason);
+    },
+    stats: (): StreamStats => ({ ...stats }),
+  };
+}
+
+export type FrameStream = ReturnType<typeof createFrameStream>;
