@@ -1,0 +1,123 @@
+import { beforeEach, describe, expect, test } from 'bun:test';
+import { verify } from 'hono/jwt';
+import { CLOSE, NONE, TICKET_PARAM } from '../common/protocol.ts';
+import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import { openLeaseStore } from './lease-store.ts';
+
+const timings = { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 };
+
+function fakeLink() {
+  const sent: Record<string, unknown>[] = [];
+  const closes: { code: number; reason: string }[] = [];
+  return { sent, closes, send: (text: string) => sent.push(JSON.parse(text)), close: (code: number, reason: string) => closes.push({ code, reason }) };
+}
+
+let clock: { t: number; now(): number };
+let dispatcher: Dispatcher;
+let events: string[];
+
+beforeEach(() => {
+  // Starts at the present: tickets are checked against the real time by the render server.
+  clock = { t: Date.now(), now: () => clock.t };
+  dispatcher = createDispatcher({ store: openLeaseStore(':memory:'), timings, clock });
+  events = [];
+  for (const name of ['server.new', 'server.lost', 'connection.new', 'connection.lost'] as const) {
+    dispatcher.events.on(name, (e) => events.push(`${name} ${'reason' in e ? e.reason : e.id}`));
+  }
+});
+
+async function registered(id = 'a', url = 'ws://127.0.0.1:16000/stream') {
+  const link = fakeLink();
+  const session = dispatcher.openControl(link);
+  await session.message(JSON.stringify({ type: 'register', id, url, client: 'none', targetFps: 60 }));
+  return { link, session, key: link.sent[0].key as string };
+}
+
+describe('control sessions', () => {
+  test('registration answers with the key, the interval and the exact deadline', async () => {
+    const { link } = await registered();
+    expect(link.sent[0]).toMatchObject({ type: 'registered', id: 'a', heartbeatMs: 1000, ttlMs: 3000, expiresAt: clock.t + 3000 });
+    expect(events).toEqual(['server.new a']);
+  });
+
+  test('every heartbeat reply carries the new deadline', async () => {
+    const { link, session } = await registered();
+    clock.t += 700;
+    await session.message(JSON.stringify({ type: 'heartbeat', fps: 59.5, frameMs: 12, client: 'none' }));
+    expect(link.sent[1]).toEqual({ type: 'lease', expiresAt: clock.t + 3000 });
+    expect(dispatcher.list()[0]).toMatchObject({ fps: 59.5, frameMs: 12 });
+  });
+
+  test('bad messages get an error naming the field, and the lease is kept', async () => {
+    const { link, session } = await registered();
+    await session.message('{"type":"heartbeat","fps":"fast","frameMs":1,"client":"none"}');
+    await session.message('not json');
+    await session.message('{"type":"teleport"}');
+    expect(link.sent.slice(1)).toEqual([
+      { type: 'error', field: 'fps', error: 'heartbeat.fps must be a finite number >= 0' },
+      { type: 'error', error: 'message is not valid JSON' },
+      { type: 'error', field: 'type', error: 'type must be one of register, heartbeat, client' },
+    ]);
+    expect(link.closes).toEqual([]);
+    expect(await dispatcher.allocate()).not.toBeNull();
+  });
+
+  test('a heartbeat before registering is refused', async () => {
+    const link = fakeLink();
+    await dispatcher.openControl(link).message(JSON.stringify({ type: 'heartbeat', fps: 1, frameMs: 1, client: 'none' }));
+    expect(link.sent[0]).toMatchObject({ type: 'error', field: 'type' });
+  });
+
+  test('a closed control connection is lost at once and never handed out', async () => {
+    const { session } = await registered();
+    session.closed();
+    expect(events).toEqual(['server.new a', 'server.lost closed']);
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+  });
+
+  test('a replaced connection is told so and closed with the replaced code', async () => {
+    const first = await registered();
+    await registered();
+    await first.session.message(JSON.stringify({ type: 'heartbeat', fps: 1, frameMs: 1, client: 'none' }));
+    expect(first.link.closes).toEqual([{ code: CLOSE.replaced, reason: 'lease held by a newer connection' }]);
+    // Its close says nothing about the server, which the newer connection holds.
+    first.session.closed();
+    expect(events.filter((e) => e.startsWith('server.lost'))).toEqual([]);
+  });
+
+  test('expiry is announced once by the sweep, and a late heartbeat brings the server back', async () => {
+    const { session } = await registered();
+    clock.t += 3000;
+    dispatcher.sweep();
+    dispatcher.sweep();
+    expect(events).toEqual(['server.new a', 'server.lost expired']);
+    await session.message(JSON.stringify({ type: 'heartbeat', fps: 60, frameMs: 1, client: 'none' }));
+    expect(events).toEqual(['server.new a', 'server.lost expired', 'server.new a']);
+  });
+});
+
+describe('get_server_url', () => {
+  test('answers a URL with a ticket signed for that server, then none', async () => {
+    const { key } = await registered('a', 'ws://127.0.0.1:16000/stream');
+    const answer = await dispatcher.answerStream('get_server_url');
+    const url = new URL(answer);
+    expect(`${url.origin}${url.pathname}`).toBe('ws://127.0.0.1:16000/stream');
+    const claims = await verify(url.searchParams.get(TICKET_PARAM)!, key, 'HS256');
+    expect(claims.sub).toBe('a');
+    expect(claims.exp).toBe(Math.ceil((clock.t + timings.claimMs) / 1000));
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+  });
+
+  test('answers anything else with an error that names what it got', async () => {
+    expect(await dispatcher.answerStream('GET_SERVER_URL')).toBe('error: unknown request "GET_SERVER_URL"; send "get_server_url"');
+  });
+
+  test('a server whose client left is handed out again', async () => {
+    const { session } = await registered();
+    await dispatcher.answerStream('get_server_url');
+    await session.message(JSON.stringify({ type: 'client', event: 'connected' }));
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    await session.message(JSON.stringify({ type: 'client', event: 'gone' }));
+    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+  });
+});

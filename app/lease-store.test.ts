@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openLeaseStore, type LeaseStore } from './lease-store.ts';
+
+const TTL = 3000;
+const CLAIM = 10_000;
+const stores: LeaseStore[] = [];
+
+function store(path = ':memory:') {
+  const s = openLeaseStore(path);
+  stores.push(s);
+  return s;
+}
+
+function register(s: LeaseStore, id: string, now: number, opts: { url?: string; conn?: string; client?: 'none' | 'connected' } = {}) {
+  return s.register({
+    id, url: opts.url ?? `ws://127.0.0.1:${id.length + 16000}/stream-${id}`, conn: opts.conn ?? `conn-${id}`,
+    client: opts.client ?? 'none', targetFps: 60, newKey: `key-${id}`, now, ttlMs: TTL,
+  });
+}
+
+afterEach(() => {
+  while (stores.length) stores.pop()!.close();
+});
+
+describe('lease store', () => {
+  test('hands a ready server out once, then none', () => {
+    const s = store();
+    register(s, 'a', 1000);
+    const first = s.allocate(1001, CLAIM);
+    expect(first?.id).toBe('a');
+    expect(first?.claimExpires).toBe(1001 + CLAIM);
+    expect(s.allocate(1002, CLAIM)).toBeNull();
+    expect(s.list(1002)[0].state).toBe('reserved');
+  });
+
+  test('never hands out a lease that has expired, swept or not', () => {
+    const s = store();
+    register(s, 'a', 1000);
+    expect(s.allocate(1000 + TTL, CLAIM)).toBeNull();
+    expect(s.list(1000 + TTL)[0].state).toBe('expired');
+    expect(s.allocate(1000 + TTL - 1, CLAIM)?.id).toBe('a');
+  });
+
+  test('a heartbeat extends the lease by the TTL and a late one revives an expired lease', () => {
+    const s = store();
+    register(s, 'a', 0);
+    expect(s.heartbeat('a', 'conn-a', 2000, TTL, { fps: 60, frameMs: 5, client: 'none' })?.leaseExpires).toBe(5000);
+    expect(s.allocate(5000, CLAIM)).toBeNull();
+    // A frozen server that resumes: its next heartbeat makes it available again by itself.
+    expect(s.heartbeat('a', 'conn-a', 9000, TTL, { fps: 60, frameMs: 5, client: 'none' })?.state).toBe('ready');
+    expect(s.allocate(9001, CLAIM)?.id).toBe('a');
+  });
+
+  test('a reservation whose client never came returns to the pool at the claim deadline', () => {
+    const s = store();
+    register(s, 'a', 0);
+    s.allocate(0, CLAIM);
+    s.heartbeat('a', 'conn-a', CLAIM - 1, TTL, { fps: 0, frameMs: 0, client: 'none' });
+    expect(s.allocate(CLAIM - 1, CLAIM)).toBeNull();
+    expect(s.list(CLAIM)[0].state).toBe('ready');
+    expect(s.allocate(CLAIM, CLAIM)?.id).toBe('a');
+  });
+
+  test('busy while the client is connected, ready again when it leaves', () => {
+    const s = store();
+    register(s, 'a', 0);
+    s.allocate(0, CLAIM);
+    expect(s.setClient('a', 'conn-a', true, 10)?.state).toBe('busy');
+    // A busy server stays busy past any claim deadline.
+    s.heartbeat('a', 'conn-a', CLAIM + 5, TTL, { fps: 60, frameMs: 5, client: 'connected' });
+    expect(s.allocate(CLAIM + 6, CLAIM)).toBeNull();
+    expect(s.setClient('a', 'conn-a', false, CLAIM + 7)?.state).toBe('ready');
+    expect(s.allocate(CLAIM + 8, CLAIM)?.id).toBe('a');
+  });
+
+  test('a closed control connection takes the server out at once, lease or not', () => {
+    const s = store();
+    register(s, 'a', 0);
+    expect(s.disconnect('a', 'conn-a', 1)?.state).toBe('offline');
+    expect(s.allocate(2, CLAIM)).toBeNull();
+    expect(s.list(2)[0].state).toBe('offline');
+  });
+
+  test('a stale connection can neither heartbeat nor close a lease it no longer holds', () => {
+    const s = store();
+    register(s, 'a', 0, { conn: 'old' });
+    register(s, 'a', 10, { conn: 'new' });
+    expect(s.heartbeat('a', 'old', 20, TTL, { fps: 0, frameMs: 0, client: 'none' })).toBeNull();
+    expect(s.disconnect('a', 'old', 30)).toBeNull();
+    expect(s.allocate(40, CLAIM)?.id).toBe('a');
+  });
+
+  test('registering again keeps the key and an outstanding reservation', () => {
+    const s = store();
+    register(s, 'a', 0);
+    s.allocate(0, CLAIM);
+    const again = s.register({ id: 'a', url: 'ws://127.0.0.1:16001/stream-a', conn: 'c2', client: 'none', targetFps: 60, newKey: 'other', now: 100, ttlMs: TTL });
+    expect(again.row.key).toBe('key-a');
+    expect(again.row.state).toBe('reserved');
+    expect(again.isNew).toBe(false);
+  });
+
+  test('a registration reporting a connected client comes back busy', () => {
+    const s = store();
+    register(s, 'a', 0);
+    const again = register(s, 'a', 100, { conn: 'c2', client: 'connected' });
+    expect(again.row.state).toBe('busy');
+    expect(s.allocate(101, CLAIM)).toBeNull();
+  });
+
+  test('a new instance on the same URL replaces the old one', () => {
+    const s = store();
+    register(s, 'old', 0, { url: 'ws://127.0.0.1:16000/stream' });
+    const result = register(s, 'new', 5, { url: 'ws://127.0.0.1:16000/stream' });
+    expect(result.replaced.map((r) => r.id)).toEqual(['old']);
+    expect(s.list(6).map((r) => r.id)).toEqual(['new']);
+  });
+
+  test('hands out the least recently used server first, each server once', () => {
+    const s = store();
+    for (const id of ['a', 'b', 'c']) register(s, id, 0);
+    s.allocate(1, CLAIM);
+    s.setClient('a', 'conn-a', false, 2);
+    const order = [s.allocate(3, CLAIM), s.allocate(4, CLAIM), s.allocate(5, CLAIM), s.allocate(6, CLAIM)].map((a) => a?.id ?? null);
+    expect(order).toEqual(['b', 'c', 'a', null]);
+  });
+
+  test('leases survive a restart on the same file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leases-'));
+    try {
+      const path = join(dir, 'd.db');
+      const first = openLeaseStore(path);
+      register(first, 'a', 0);
+      register(first, 'b', 0);
+      first.allocate(1, CLAIM);
+      first.setClient('a', 'conn-a', true, 2);
+      first.close();
+      const second = store(path);
+      expect(second.list(3).map((r) => [r.id, r.state])).toEqual([['a', 'busy'], ['b', 'ready']]);
+      expect(second.allocate(3, CLAIM)?.id).toBe('b');
+      expect(second.allocate(4, CLAIM)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,92 @@
+// `bun run demo`: a dispatcher and three render servers, the page to open, and on Ctrl-C (or
+// SIGTERM) every one of them stopped. Flags let tests run the same demo on free ports.
+
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { UsageError, parsePort } from '../common/cli.ts';
+
+const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db]`;
+
+function parse() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { 'dispatcher-port': { type: 'string' }, 'render-ports': { type: 'string' }, db: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help) return null;
+  return {
+    dispatcherPort: values['dispatcher-port'] ? parsePort('dispatcher-port', values['dispatcher-port']) : 18000,
+    renderPorts: (values['render-ports'] ?? '16000,16001,16002').split(',').map((p) => parsePort('render-ports', p)),
+    db: values.db ?? 'dispatcher.db',
+  };
+}
+
+let options;
+try {
+  options = parse();
+} catch (error) {
+  console.error(`demo: ${error instanceof UsageError || error instanceof TypeError ? error.message : error}\n${USAGE}`);
+  process.exit(2);
+}
+if (!options) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const root = join(import.meta.dir, '..');
+const dispatcherHttp = `http://127.0.0.1:${options.dispatcherPort}`;
+const dispatcherWs = `ws://127.0.0.1:${options.dispatcherPort}`;
+const children: Bun.Subprocess[] = [];
+let stopping = false;
+
+function start(name: string, cmd: string[]) {
+  const child = Bun.spawn(cmd, { cwd: root, stdout: 'inherit', stderr: 'inherit', stdin: 'ignore' });
+  children.push(child);
+  child.exited.then((code) => {
+    if (!stopping) {
+      console.error(`demo: ${name} exited (${code}); stopping the demo`);
+      void stop(1);
+    }
+  });
+}
+
+async function stop(code: number) {
+  if (stopping) return;
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  const timeout = setTimeout(() => children.forEach((child) => child.kill('SIGKILL')), 5000);
+  await Promise.all(children.map((child) => child.exited));
+  clearTimeout(timeout);
+  console.log('demo: stopped');
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+start('dispatcher', ['bun', 'app/main.ts', '--port', String(options.dispatcherPort), '--db', options.db]);
+for (const port of options.renderPorts) {
+  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs]);
+}
+
+// Ready when every render server holds a lease; say where to look.
+const deadline = Date.now() + 60_000;
+while (!stopping) {
+  const ready = await fetch(`${dispatcherHttp}/v1/servers`)
+    .then((r) => r.json() as Promise<{ servers: { state: string }[] }>)
+    .then((body) => body.servers.filter((s) => s.state === 'ready' || s.state === 'busy').length)
+    .catch(() => 0);
+  if (ready >= options.renderPorts.length) break;
+  if (Date.now() > deadline) {
+    console.error(`demo: only ${ready} of ${options.renderPorts.length} render servers registered within 60s`);
+    await stop(1);
+  }
+  await Bun.sleep(200);
+}
+const page = `file://${join(root, 'client', 'index.html')}`;
+const query = options.dispatcherPort === 18000 ? '' : `?dispatcher=${dispatcherWs}/stream`;
+console.log(`
+demo: ready, ${options.renderPorts.length} render servers.
+  Open up to ${options.renderPorts.length} pages (one per render server):
+    ${page}${query}
+  or served by the dispatcher: ${dispatcherHttp}/${query}
+  Server states: ${dispatcherHttp}/v1/servers
+  Ctrl-C stops everything.`);
