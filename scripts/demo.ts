@@ -5,18 +5,26 @@ import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { UsageError, parsePort } from '../common/cli.ts';
 
-const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db]`;
+const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512]`;
 
 function parse() {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { 'dispatcher-port': { type: 'string' }, 'render-ports': { type: 'string' }, db: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      'dispatcher-port': { type: 'string' },
+      'render-ports': { type: 'string' },
+      db: { type: 'string' },
+      size: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) return null;
   return {
     dispatcherPort: values['dispatcher-port'] ? parsePort('dispatcher-port', values['dispatcher-port']) : 18000,
     renderPorts: (values['render-ports'] ?? '16000,16001,16002').split(',').map((p) => parsePort('render-ports', p)),
     db: values.db ?? 'dispatcher.db',
+    // Passed to each render server, which checks it.
+    size: values.size ?? '512',
   };
 }
 
@@ -64,7 +72,7 @@ process.on('SIGTERM', () => void stop(0));
 
 start('dispatcher', ['bun', 'app/main.ts', '--port', String(options.dispatcherPort), '--db', options.db]);
 for (const port of options.renderPorts) {
-  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs]);
+  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs, '--size', options.size]);
 }
 
 // Ready when every render server holds a lease; say where to look.

@@ -1,0 +1,61 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sign } from 'hono/jwt';
+import { createTicketGate } from './tickets.ts';
+
+const KEY = 'k'.repeat(43);
+const now = () => Math.floor(Date.now() / 1000);
+
+function gate(opts: { registered?: boolean; slotFree?: boolean } = {}) {
+  let free = opts.slotFree ?? true;
+  return createTicketGate({
+    identity: () => (opts.registered === false ? null : { id: 'me', key: KEY }),
+    claim: () => {
+      if (!free) return false;
+      free = false;
+      return true;
+    },
+  });
+}
+
+async function urlWith(claims: Record<string, unknown>, key = KEY): Promise<URL> {
+  const ticket = await sign({ sub: 'me', jti: crypto.randomUUID(), exp: now() + 10, ...claims }, key, 'HS256');
+  return new URL(`ws://127.0.0.1:16000/stream?ticket=${ticket}`);
+}
+
+describe('ticket gate', () => {
+  test('admits a good ticket once, and refuses it the second time', async () => {
+    const g = gate();
+    const url = await urlWith({});
+    assert.equal((await g.admit(url)).ok, true);
+    assert.deepEqual(await g.admit(url), { ok: false, status: 403, reason: 'ticket already used' });
+  });
+
+  const refusals: [string, () => Promise<URL>, number, string][] = [
+    ['missing', async () => new URL('ws://127.0.0.1:16000/stream'), 401, 'ticket missing'],
+    ['forged', () => urlWith({}, 'x'.repeat(43)), 403, 'ticket invalid: not signed by the dispatcher for this server'],
+    ['garbage', async () => new URL('ws://127.0.0.1:16000/stream?ticket=abc'), 403, 'ticket invalid'],
+    ['expired', () => urlWith({ exp: now() - 1 }), 401, 'ticket expired: ask the dispatcher again'],
+    ['for another server', () => urlWith({ sub: 'other' }), 403, 'ticket is for another render server'],
+  ];
+  for (const [name, make, status, reason] of refusals) {
+    test(`refuses a ${name} ticket with ${status}`, async () => {
+      const admission = await gate().admit(await make());
+      assert.equal(admission.ok, false);
+      if (admission.ok) return;
+      assert.equal(admission.status, status);
+      assert.ok(admission.reason.startsWith(reason), admission.reason);
+    });
+  }
+
+  test('refuses a second client with 409 while the slot is taken', async () => {
+    const g = gate();
+    assert.equal((await g.admit(await urlWith({}))).ok, true);
+    assert.deepEqual(await g.admit(await urlWith({})), { ok: false, status: 409, reason: 'busy: another client is streaming from this server' });
+  });
+
+  test('refuses with 503 until registered', async () => {
+    const admission = await gate({ registered: false }).admit(await urlWith({}));
+    assert.equal(admission.ok === false && admission.status, 503);
+  });
+});

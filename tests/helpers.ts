@@ -1,0 +1,124 @@
+// Helpers for the cross-process suites: free loopback ports, real dispatcher and render server
+// processes with their output captured, and bounded waits.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+
+export const ROOT = join(import.meta.dirname, '..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+}
+
+export interface Proc {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code, or the signal's name. */
+  exited: Promise<number | string>;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(`${pattern} in the output of ${command} ${args.join(' ')}:\n${output}`, () => pattern.test(output), timeoutMs).then(() => {}),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+export function startDispatcher(port: number, db = ':memory:', extra: string[] = []): Proc {
+  return startProcess('bun', ['app/main.ts', '--port', String(port), '--db', db, ...extra]);
+}
+
+export function startRender(port: number, dispatcherPort: number, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Proc {
+  return startProcess('node', ['--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', `ws://127.0.0.1:${dispatcherPort}`, '--size', '128', ...extra], env);
+}
+
+export interface ServerView {
+  id: string;
+  url: string;
+  state: string;
+  leaseExpiresAt: number;
+}
+
+export async function servers(dispatcherPort: number): Promise<ServerView[]> {
+  const response = await fetch(`http://127.0.0.1:${dispatcherPort}/v1/servers`);
+  return ((await response.json()) as { servers: ServerView[] }).servers;
+}
+
+/** The tutorial's exchange on a fresh socket: get_server_url, one answer. */
+export async function askDispatcher(dispatcherPort: number): Promise<string> {
+  const ws = new WebSocket(`ws://127.0.0.1:${dispatcherPort}/stream`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const answer = new Promise<string>((resolve) => ws.once('message', (data) => resolve(data.toString())));
+  ws.send('get_server_url');
+  const text = await answer;
+  ws.close();
+  return text;
+}
+
+export interface FrameClient {
+  ws: WebSocket;
+  frames: Buffer[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+/** Connects to a render server URL and collects the binary frames it sends. */
+export function connectFrames(url: string): Promise<FrameClient> {
+  const ws = new WebSocket(url);
+  const frames: Buffer[] = [];
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) frames.push(data as Buffer);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ ws, frames, closed }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => reject(Object.assign(new Error(`refused: ${res.statusCode} ${body.trim()}`), { status: res.statusCode, body: body.trim() })));
+    });
+    ws.once('error', reject);
+  });
+}

@@ -1,0 +1,93 @@
+// A real dispatcher (Bun) and real render servers (Node) talking over loopback: registration,
+// ticketed streaming of whole JPEG frames, one client per server, restarts and clean stops.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { askDispatcher, connectFrames, freePort, servers, startDispatcher, startProcess, startRender, waitFor, type Proc } from './helpers.ts';
+
+const isJpeg = (frame: Buffer) => frame[0] === 0xff && frame[1] === 0xd8 && frame.at(-2) === 0xff && frame.at(-1) === 0xd9;
+
+describe('dispatcher and render server, as processes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'render-dispatch-'));
+  const db = join(dir, 'dispatcher.db');
+  let dispatcherPort: number;
+  let renderPort: number;
+  let dispatcher: Proc;
+  let render: Proc;
+
+  before(async () => {
+    [dispatcherPort, renderPort] = [await freePort(), await freePort()];
+    dispatcher = startDispatcher(dispatcherPort, db);
+    await dispatcher.waitForOutput(/listening/);
+    render = startRender(renderPort, dispatcherPort, ['--fps', '30']);
+    await waitFor('the render server to register', async () => (await servers(dispatcherPort)).some((s) => s.state === 'ready'), 30_000);
+  });
+
+  after(async () => {
+    await render?.stop();
+    await dispatcher?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the handed-out URL streams whole JPEG frames of the turning torus', async () => {
+    const url = await askDispatcher(dispatcherPort);
+    assert.match(url, new RegExp(`^ws://127\\.0\\.0\\.1:${renderPort}/stream\\?ticket=`));
+    const client = await connectFrames(url);
+    await waitFor('10 frames', () => client.frames.length >= 10);
+    assert.ok(client.frames.every(isJpeg), 'every message is one complete JPEG');
+    const first = await sharp(client.frames[0]).metadata();
+    assert.deepEqual([first.width, first.height, first.format], [128, 128, 'jpeg']);
+    assert.notDeepEqual(client.frames[0], client.frames[9], 'the picture changes over time');
+    assert.equal((await servers(dispatcherPort))[0].state, 'busy');
+
+    // One client per server: nobody else is handed it, and nobody gets in without a ticket.
+    assert.equal(await askDispatcher(dispatcherPort), 'none');
+    await assert.rejects(connectFrames(`ws://127.0.0.1:${renderPort}/stream`), { status: 401 });
+    await assert.rejects(connectFrames(url), { status: 403, body: 'ticket already used' });
+
+    client.ws.close();
+    await waitFor('the server to be free again', async () => (await servers(dispatcherPort))[0].state === 'ready');
+  });
+
+  test('a restarted dispatcher gets the server back by itself, and a streaming client never notices', async () => {
+    const client = await connectFrames(await askDispatcher(dispatcherPort));
+    await waitFor('first frames', () => client.frames.length >= 3);
+    await dispatcher.stop('SIGKILL');
+    const before = client.frames.length;
+    dispatcher = startDispatcher(dispatcherPort, db);
+    await dispatcher.waitForOutput(/registered at/, 10_000);
+    const [row] = await servers(dispatcherPort);
+    assert.equal(row.state, 'busy', 'known as busy again after the restart');
+    assert.ok(client.frames.length > before, 'frames kept coming while the dispatcher was down');
+    assert.equal(await askDispatcher(dispatcherPort), 'none', 'not handed to a second client');
+    client.ws.close();
+    await waitFor('the server to be free again', async () => (await servers(dispatcherPort))[0].state === 'ready');
+  });
+
+  test('SIGTERM closes the client with 1001 and a reason, leaves the dispatcher, exits 0', async () => {
+    const client = await connectFrames(await askDispatcher(dispatcherPort));
+    await waitFor('first frame', () => client.frames.length >= 1);
+    assert.equal(await render.stop('SIGTERM'), 0);
+    assert.deepEqual(await client.closed, { code: 1001, reason: 'render server shutting down' });
+    await waitFor('the server to be offline', async () => (await servers(dispatcherPort))[0].state === 'offline');
+    assert.equal(await askDispatcher(dispatcherPort), 'none');
+  });
+});
+
+describe('render server start-up errors', () => {
+  test('a bad flag exits 2 with a message naming it', async () => {
+    const proc = startProcess('node', ['--import', 'tsx', 'render/main.ts', '--fps', 'lots']);
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.output(), /--fps must be a whole number from 1 to 240, got "lots"/);
+  });
+
+  test('an X display that cannot be opened is a clear error, not a crash', async () => {
+    const proc = startRender(await freePort(), await freePort(), [], { DISPLAY: ':4077' });
+    assert.equal(await proc.exited, 1);
+    assert.match(proc.output(), /cannot start: could not create a 128x128 GL context \(is the X display :4077 up/);
+  });
+});
