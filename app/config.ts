@@ -1,8 +1,7 @@
 // The dispatcher's command line, turned into one typed config object.
 
-import { parseArgs } from 'node:util';
 import { DEFAULT_DISPATCHER_PORT } from '../common/protocol.ts';
-import { UsageError, isLoopback, parseDuration, parsePort } from '../common/cli.ts';
+import { UsageError, isLoopback, parseDuration, parseFlags, parsePort } from '../common/cli.ts';
 import { DEFAULT_TIMINGS, type LeaseTimings } from './dispatcher.ts';
 
 export interface DispatcherConfig {
@@ -27,26 +26,16 @@ Durations are milliseconds, or a number with ms or s (3s).`;
 
 /** Returns null when --help was asked for; throws UsageError on a bad flag. */
 export function parseDispatcherArgs(argv: string[]): DispatcherConfig | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        local: { type: 'boolean' },
-        db: { type: 'string' },
-        heartbeat: { type: 'string' },
-        ttl: { type: 'string' },
-        'claim-timeout': { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseFlags(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    local: { type: 'boolean' },
+    db: { type: 'string' },
+    heartbeat: { type: 'string' },
+    ttl: { type: 'string' },
+    'claim-timeout': { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (v.help) return null;
   const host = v.host ?? '127.0.0.1';
   if (v.local && !isLoopback(host)) throw new UsageError(`--local listens on loopback only; it conflicts with --host ${host}`);

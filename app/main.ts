@@ -1,21 +1,10 @@
 // Entry of `bun run dispatcher`: flags in, a running dispatcher out, a clean stop on SIGINT/SIGTERM.
 
-import { UsageError } from '../common/cli.ts';
+import { configFromArgv } from '../common/cli.ts';
 import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
 import { startDispatcher } from './server.ts';
 
-let config;
-try {
-  config = parseDispatcherArgs(process.argv.slice(2));
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error;
-  console.error(`dispatcher: ${error.message}\n\n${DISPATCHER_USAGE}`);
-  process.exit(2);
-}
-if (!config) {
-  console.log(DISPATCHER_USAGE);
-  process.exit(0);
-}
+const config = configFromArgv('dispatcher', DISPATCHER_USAGE, parseDispatcherArgs);
 
 const running = startDispatcher(config);
 const { events } = running.dispatcher;

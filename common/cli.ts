@@ -1,7 +1,40 @@
 // Flag parsing helpers shared by the programs' entry files: each turns a bad value into a
 // message that names the flag, and the entry prints it with the usage text and exits 2.
 
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 export class UsageError extends Error {}
+
+type FlagSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** node:util's parseArgs in strict mode, its errors turned into UsageErrors. */
+export function parseFlags<O extends FlagSpec>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/**
+ * An entry file's first step: the config from process.argv, or the usage on stdout and exit 0 for
+ * --help (parse returns null), or the message and usage on stderr and exit 2 for a bad flag.
+ */
+export function configFromArgv<C>(program: string, usage: string, parse: (argv: string[]) => C | null): C {
+  let config: C | null;
+  try {
+    config = parse(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${program}: ${error.message}\n\n${usage}`);
+    process.exit(2);
+  }
+  if (config === null) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return config;
+}
 
 export function parsePort(flag: string, text: string): number {
   const port = Number(text);

@@ -1,9 +1,8 @@
 // The render server's command line, turned into one typed config object.
 
 import { networkInterfaces } from 'node:os';
-import { parseArgs } from 'node:util';
 import { PATHS } from '../common/protocol.ts';
-import { UsageError, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
+import { UsageError, parseFlags, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
 
 export interface RenderConfig {
   host: string;
@@ -31,26 +30,16 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
 Needs an X display for GL: with DISPLAY unset it starts its own Xvfb.`;
 
 export function parseRenderArgs(argv: string[]): RenderConfig | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        dispatcher: { type: 'string' },
-        size: { type: 'string' },
-        fps: { type: 'string' },
-        quality: { type: 'string' },
-        'public-url': { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseFlags(argv, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    dispatcher: { type: 'string' },
+    size: { type: 'string' },
+    fps: { type: 'string' },
+    quality: { type: 'string' },
+    'public-url': { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (v.help) return null;
   return {
     host: v.host ?? '127.0.0.1',

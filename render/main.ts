@@ -1,23 +1,12 @@
 // Entry of `bun run render` (run on Node: headless-gl cannot load in Bun). Flags in; an X display,
 // a GL renderer and a running render server out; a clean stop on SIGINT/SIGTERM.
 
-import { UsageError } from '../common/cli.ts';
+import { configFromArgv } from '../common/cli.ts';
 import { RENDER_USAGE, parseRenderArgs } from './config.ts';
 import { startRenderServer } from './server.ts';
 import { ensureDisplay } from './xvfb.ts';
 
-let config;
-try {
-  config = parseRenderArgs(process.argv.slice(2));
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error;
-  console.error(`render: ${error.message}\n\n${RENDER_USAGE}`);
-  process.exit(2);
-}
-if (!config) {
-  console.log(RENDER_USAGE);
-  process.exit(0);
-}
+const config = configFromArgv('render', RENDER_USAGE, parseRenderArgs);
 
 const tag = `render :${config.port}`;
 const log = (message: string) => console.log(`${tag}: ${message}`);

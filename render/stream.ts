@@ -38,21 +38,21 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
   // upgrades can never both get in.
   let claimed = false;
   let stats: StreamStats = { fps: 0, frameMs: 0, framesSent: 0, framesSkipped: 0, client: 'none' };
-  let window = { start: performance.now(), frames: 0, workMs: 0 };
+  let sample = { start: performance.now(), frames: 0, workMs: 0 };
 
   function measure(workMs: number | null): void {
     if (workMs === null) stats.framesSkipped++;
     else {
       stats.framesSent++;
-      window.frames++;
-      window.workMs += workMs;
+      sample.frames++;
+      sample.workMs += workMs;
     }
     const now = performance.now();
-    const elapsed = now - window.start;
+    const elapsed = now - sample.start;
     if (elapsed >= STATS_WINDOW_MS) {
-      stats.fps = (window.frames * 1000) / elapsed;
-      stats.frameMs = window.frames ? window.workMs / window.frames : 0;
-      window = { start: now, frames: 0, workMs: 0 };
+      stats.fps = (sample.frames * 1000) / elapsed;
+      stats.frameMs = sample.frames ? sample.workMs / sample.frames : 0;
+      sample = { start: now, frames: 0, workMs: 0 };
     }
   }
 
@@ -97,7 +97,7 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
     attach(ws: WebSocket): void {
       client = ws;
       stats = { ...stats, client: 'connected' };
-      window = { start: performance.now(), frames: 0, workMs: 0 };
+      sample = { start: performance.now(), frames: 0, workMs: 0 };
       onClient('connected');
       ws.on('close', () => detach(ws));
       ws.on('error', () => detach(ws));

@@ -1,22 +1,18 @@
 // `bun run demo`: a dispatcher and three render servers, the page to open, and on Ctrl-C (or
 // SIGTERM) every one of them stopped. Flags let tests run the same demo on free ports.
 
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { UsageError, parsePort } from '../common/cli.ts';
+import { configFromArgv, parseFlags, parsePort } from '../common/cli.ts';
 
 const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512]`;
 
-function parse() {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      'dispatcher-port': { type: 'string' },
-      'render-ports': { type: 'string' },
-      db: { type: 'string' },
-      size: { type: 'string' },
-      help: { type: 'boolean' },
-    },
+function parse(argv: string[]) {
+  const values = parseFlags(argv, {
+    'dispatcher-port': { type: 'string' },
+    'render-ports': { type: 'string' },
+    db: { type: 'string' },
+    size: { type: 'string' },
+    help: { type: 'boolean' },
   });
   if (values.help) return null;
   return {
@@ -28,17 +24,7 @@ function parse() {
   };
 }
 
-let options;
-try {
-  options = parse();
-} catch (error) {
-  console.error(`demo: ${error instanceof UsageError || error instanceof TypeError ? error.message : error}\n${USAGE}`);
-  process.exit(2);
-}
-if (!options) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const options = configFromArgv('demo', USAGE, parse);
 
 const root = join(import.meta.dir, '..');
 const dispatcherHttp = `http://127.0.0.1:${options.dispatcherPort}`;
