@@ -4,8 +4,9 @@ import { parseDispatcherArgs } from './config.ts';
 
 describe('dispatcher flags', () => {
   test('defaults follow the tutorial: port 18000 on loopback', () => {
-    expect(parseDispatcherArgs([])).toEqual({
+    expect(parseDispatcherArgs([], {})).toEqual({
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
+      minHealth: 0.2, secret: null,
     });
     expect(parseDispatcherArgs(['--local'])?.host).toBe('127.0.0.1');
     expect(parseDispatcherArgs(['--help'])).toBeNull();
@@ -21,8 +22,17 @@ describe('dispatcher flags', () => {
     [['--ttl', '1s', '--heartbeat', '2s'], '--ttl (1000ms) must be longer than --heartbeat (2000ms), or every lease lapses between beats'],
     [['--local', '--host', '0.0.0.0'], '--local listens on loopback only; it conflicts with --host 0.0.0.0'],
     [['--colour'], "Unknown option '--colour'"],
+    [['--min-health', '2'], '--min-health must be a number from 0 to 1, got "2"'],
+    [['--host', '0.0.0.0'], 'listening on 0.0.0.0 needs a shared secret (--secret or RENDER_DISPATCH_SECRET)'],
+    [['--secret', 'short'], 'the shared secret must be at least 16 characters'],
   ])('%p is refused with a message naming the flag', (argv, message) => {
-    expect(() => parseDispatcherArgs(argv)).toThrow(UsageError);
-    expect(() => parseDispatcherArgs(argv)).toThrow(message);
+    expect(() => parseDispatcherArgs(argv, {})).toThrow(UsageError);
+    expect(() => parseDispatcherArgs(argv, {})).toThrow(message);
+  });
+
+  test('off loopback the secret may come from the environment', () => {
+    const secret = 's3cret-s3cret-s3cret';
+    expect(parseDispatcherArgs(['--host', '0.0.0.0'], { RENDER_DISPATCH_SECRET: secret })?.secret).toBe(secret);
+    expect(parseDispatcherArgs(['--host', '0.0.0.0', '--secret', secret], {})?.secret).toBe(secret);
   });
 });

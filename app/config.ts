@@ -1,15 +1,20 @@
 // The dispatcher's command line, turned into one typed config object.
 
-import { DEFAULT_DISPATCHER_PORT } from '../common/protocol.ts';
-import { UsageError, isLoopback, parseDuration, parseFlags, parsePort } from '../common/cli.ts';
-import { DEFAULT_TIMINGS, type LeaseTimings } from './dispatcher.ts';
+import { DEFAULT_DISPATCHER_PORT, SECRET_ENV } from '../common/protocol.ts';
+import { UsageError, checkSecret, isLoopback, parseDuration, parseFlags, parsePort, parseRatio } from '../common/cli.ts';
+import { DEFAULT_MIN_HEALTH, DEFAULT_TIMINGS, type LeaseTimings } from './dispatcher.ts';
 
 export interface DispatcherConfig {
   host: string;
   port: number;
   db: string;
   timings: LeaseTimings;
+  /** Share of its target fps a server must be able to reach to be handed out. */
+  minHealth: number;
+  /** Shared secret for registering and operator routes; required off loopback. */
+  secret: string | null;
 }
+
 
 export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
 
@@ -20,12 +25,16 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --heartbeat DUR     heartbeat interval told to render servers (default ${DEFAULT_TIMINGS.heartbeatMs}ms)
   --ttl DUR           lease lifetime after each heartbeat (default ${DEFAULT_TIMINGS.ttlMs}ms)
   --claim-timeout DUR how long a handed-out server waits for its client (default ${DEFAULT_TIMINGS.claimMs}ms)
+  --min-health R      hand out only servers that can reach this share of their target fps,
+                      0-1 (default ${DEFAULT_MIN_HEALTH})
+  --secret S          shared secret render servers and operators must present (or the
+                      ${SECRET_ENV} environment variable); required off loopback
   --help              print this and exit
 
 Durations are milliseconds, or a number with ms or s (3s).`;
 
 /** Returns null when --help was asked for; throws UsageError on a bad flag. */
-export function parseDispatcherArgs(argv: string[]): DispatcherConfig | null {
+export function parseDispatcherArgs(argv: string[], env: Record<string, string | undefined> = process.env): DispatcherConfig | null {
   const v = parseFlags(argv, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -34,6 +43,8 @@ export function parseDispatcherArgs(argv: string[]): DispatcherConfig | null {
     heartbeat: { type: 'string' },
     ttl: { type: 'string' },
     'claim-timeout': { type: 'string' },
+    'min-health': { type: 'string' },
+    secret: { type: 'string' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
@@ -47,10 +58,17 @@ export function parseDispatcherArgs(argv: string[]): DispatcherConfig | null {
   if (timings.ttlMs <= timings.heartbeatMs) {
     throw new UsageError(`--ttl (${timings.ttlMs}ms) must be longer than --heartbeat (${timings.heartbeatMs}ms), or every lease lapses between beats`);
   }
+  const secret = v.secret ?? env[SECRET_ENV] ?? null;
+  if (secret !== null) checkSecret(secret);
+  if (!isLoopback(host) && secret === null) {
+    throw new UsageError(`listening on ${host} needs a shared secret (--secret or ${SECRET_ENV}), or anyone could register a render server`);
+  }
   return {
     host,
     port: v.port ? parsePort('port', v.port) : DEFAULT_DISPATCHER_PORT,
     db: v.db ?? 'dispatcher.db',
     timings,
+    minHealth: v['min-health'] ? parseRatio('min-health', v['min-health']) : DEFAULT_MIN_HEALTH,
+    secret,
   };
 }

@@ -56,7 +56,7 @@ describe('control sessions', () => {
     expect(link.sent.slice(1)).toEqual([
       { type: 'error', field: 'fps', error: 'heartbeat.fps must be a finite number >= 0' },
       { type: 'error', error: 'message is not valid JSON' },
-      { type: 'error', field: 'type', error: 'type must be one of register, heartbeat, client' },
+      { type: 'error', field: 'type', error: 'type must be one of register, heartbeat, client, drain' },
     ]);
     expect(link.closes).toEqual([]);
     expect(await dispatcher.allocate()).not.toBeNull();
@@ -96,6 +96,40 @@ describe('control sessions', () => {
   });
 });
 
+describe('drain and health', () => {
+  test('a drain message stops hand-outs and is announced once as drained', async () => {
+    const { session } = await registered();
+    await session.message('{"type":"drain"}');
+    await session.message('{"type":"drain"}');
+    session.closed();
+    expect(events).toEqual(['server.new a', 'server.lost drained']);
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+  });
+
+  test('drain and undrain by id, with 404 and 409 for the impossible', async () => {
+    const { session } = await registered();
+    expect(dispatcher.drain('nope')).toEqual({ ok: false, status: 404, reason: 'no render server nope' });
+    expect(dispatcher.undrain('a')).toEqual({ ok: false, status: 409, reason: 'render server a is not draining' });
+    const drained = dispatcher.drain('a');
+    expect(drained.ok && drained.server.reason).toBe('draining');
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(dispatcher.undrain('a').ok).toBe(true);
+    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+    session.closed();
+    expect(dispatcher.drain('a')).toEqual({ ok: false, status: 409, reason: 'render server a is offline' });
+  });
+
+  test('a server that renders far below its target is not handed out, and says why', async () => {
+    const { session } = await registered();
+    await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 200, client: 'none' }));
+    expect(dispatcher.list()[0].reason).toBe('unhealthy: 200.0ms a frame allows 5.0 fps, under 20% of its 60 fps target');
+    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 20, client: 'none' }));
+    expect(dispatcher.list()[0].reason).toBeNull();
+    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+  });
+});
+
 describe('get_server_url', () => {
   test('answers a URL with a ticket signed for that server, then none', async () => {
     const { key } = await registered('a', 'ws://127.0.0.1:16000/stream');
@@ -110,6 +144,42 @@ describe('get_server_url', () => {
 
   test('answers anything else with an error that names what it got', async () => {
     expect(await dispatcher.answerStream('GET_SERVER_URL')).toBe('error: unknown request "GET_SERVER_URL"; send "get_server_url"');
+  });
+
+  test('the JSON form answers in JSON, and a retry with the same request id gets the same server', async () => {
+    const sessions = [(await registered('a', 'ws://127.0.0.1:16000/stream')).session, (await registered('b', 'ws://127.0.0.1:16001/stream')).session];
+    const ask = async (requestId?: string) => JSON.parse(await dispatcher.answerStream(JSON.stringify({ type: 'get_server_url', requestId })));
+    const first = await ask('r-1');
+    expect(first).toMatchObject({ type: 'server_url', requestId: 'r-1' });
+    expect(await ask('r-1')).toEqual(first);
+    const other = await ask('r-2');
+    expect(new URL(other.url).port).not.toBe(new URL(first.url).port);
+    expect(await ask('r-3')).toEqual({ type: 'none', reason: 'no render server is free', requestId: 'r-3' });
+    expect(await ask()).toEqual({ type: 'none', reason: 'no render server is free' });
+    // After the claim deadline (the leases kept alive meanwhile) the id no longer holds a server.
+    clock.t += timings.claimMs;
+    for (const session of sessions) await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 0, client: 'none' }));
+    const later = await ask('r-1');
+    expect(later.type).toBe('server_url');
+    expect(later.url).not.toBe(first.url);
+  });
+
+  test('concurrent retries of one request id reserve one server between them', async () => {
+    for (const id of ['a', 'b', 'c']) await registered(id, `ws://127.0.0.1:1600${id.charCodeAt(0) - 97}/stream`);
+    const message = JSON.stringify({ type: 'get_server_url', requestId: 'same' });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => dispatcher.answerStream(message)));
+    expect(new Set(answers).size).toBe(1);
+    expect(dispatcher.list().filter((s) => s.state === 'reserved')).toHaveLength(1);
+  });
+
+  test.each([
+    ['{"type":"get_server_url","requestId":""}', 'requestId'],
+    ['{"type":"get_url"}', 'type'],
+    ['{"type":', undefined],
+  ])('a malformed JSON request %s is answered with a JSON error', async (text, field) => {
+    const answer = JSON.parse(await dispatcher.answerStream(text));
+    expect(answer.type).toBe('error');
+    expect(answer.field).toBe(field);
   });
 
   test('a server whose client left is handed out again', async () => {

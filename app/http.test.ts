@@ -33,6 +33,28 @@ describe('http routes', () => {
     }
   });
 
+  test('drain routes need the shared secret when one is set', async () => {
+    const secret = 'test-secret-0123456789';
+    const guarded = createApp({ dispatcher, upgradeWebSocket, clientDir: CLIENT_DIR, secret });
+    const missing = await guarded.request('/v1/servers/x/drain', { method: 'POST' });
+    expect(missing.status).toBe(401);
+    expect(await missing.text()).toBe('this needs the shared secret: send Authorization: Bearer <secret>');
+    const wrong = await guarded.request('/v1/servers/x/drain', { method: 'POST', headers: { authorization: 'Bearer not-the-secret-at-all' } });
+    expect([wrong.status, await wrong.text()]).toEqual([401, 'wrong secret']);
+    const control = await guarded.request('/v1/control', { headers: { upgrade: 'websocket' } });
+    expect(control.status).toBe(401);
+    const right = await guarded.request('/v1/servers/x/drain', { method: 'POST', headers: { authorization: `Bearer ${secret}` } });
+    expect(right.status).toBe(200);
+    expect(((await right.json()) as { server: { state: string } }).server.state).toBe('draining');
+    const again = await guarded.request('/v1/servers/x/drain', { method: 'DELETE', headers: { authorization: `Bearer ${secret}` } });
+    expect(again.status).toBe(200);
+  });
+
+  test('draining an unknown server is a 404 with a reason', async () => {
+    const response = await app.request('/v1/servers/ghost/drain', { method: 'POST' });
+    expect([response.status, await response.text()]).toEqual([404, 'no render server ghost']);
+  });
+
   test('an unknown path is a 404 that names it', async () => {
     const response = await app.request('/nope', { method: 'POST' });
     expect(response.status).toBe(404);

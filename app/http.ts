@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Hono, type MiddlewareHandler } from 'hono';
+import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
@@ -14,6 +15,8 @@ export interface AppOptions {
   upgradeWebSocket: UpgradeWebSocket;
   /** Folder holding index.html and protocol.js. */
   clientDir: string;
+  /** When set, registering and operator routes need `Authorization: Bearer <secret>`. */
+  secret?: string | null;
 }
 
 /** Control messages are small JSON objects; anything larger is refused unread. */
@@ -36,8 +39,22 @@ function textOf(data: unknown): string | null {
   return typeof data === 'string' ? data : null;
 }
 
-export function createApp({ dispatcher, upgradeWebSocket, clientDir }: AppOptions) {
+const noCheck: MiddlewareHandler = (_c, next) => next();
+
+/** The shared secret's check, refused as 401 (400 for a malformed header) with a reason. */
+function requireSecret(secret: string | null | undefined): MiddlewareHandler {
+  if (!secret) return noCheck;
+  return bearerAuth({
+    token: secret,
+    noAuthenticationHeader: { message: 'this needs the shared secret: send Authorization: Bearer <secret>' },
+    invalidAuthenticationHeader: { message: 'malformed Authorization header: expected Bearer <secret>' },
+    invalidToken: { message: 'wrong secret' },
+  });
+}
+
+export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: AppOptions) {
   const app = new Hono();
+  const authorized = requireSecret(secret);
 
   for (const [path, { file, type }] of Object.entries(CLIENT_FILES)) {
     app.get(path, async (c) => {
@@ -47,6 +64,18 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir }: AppOption
   }
 
   app.get(PATHS.servers, (c) => c.json({ servers: dispatcher.list() }));
+
+  // Drain: the server is handed out no more, its client stays. DELETE ends the drain.
+  app.post(`${PATHS.servers}/:id/drain`, authorized, (c) => {
+    const result = dispatcher.drain(c.req.param('id'));
+    if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
+    return c.json({ server: result.server });
+  });
+  app.delete(`${PATHS.servers}/:id/drain`, authorized, (c) => {
+    const result = dispatcher.undrain(c.req.param('id'));
+    if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
+    return c.json({ server: result.server });
+  });
 
   // Browsers: the Rednet tutorial's exchange, one text request, one text answer.
   app.get(
@@ -73,6 +102,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir }: AppOption
   app.get(
     PATHS.control,
     requireUpgrade,
+    authorized,
     upgradeWebSocket(() => {
       let session: ControlSession | null = null;
       const sessionFor = (ws: WSContext) =>
@@ -95,7 +125,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir }: AppOption
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
 
   app.onError((error, c) => {
-    if (error instanceof HTTPException) return c.text(error.message, error.status);
+    if (error instanceof HTTPException) return error.getResponse();
     dispatcher.events.emit('log', { level: 'error', message: `${c.req.method} ${c.req.path}: ${error.stack ?? error}` });
     return c.text('internal error', 500);
   });

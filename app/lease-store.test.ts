@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLeaseStore, type LeaseStore } from './lease-store.ts';
+import { effectiveState, openLeaseStore, type LeaseStore } from './lease-store.ts';
 
 const TTL = 3000;
 const CLAIM = 10_000;
@@ -21,6 +21,10 @@ function register(s: LeaseStore, id: string, now: number, opts: { url?: string; 
   });
 }
 
+/** [id, state] of every row as of `now`. */
+const states = (s: LeaseStore, now: number) => s.all().map((row) => [row.id, effectiveState(row, now)]);
+const stateOf = (s: LeaseStore, id: string, now: number) => effectiveState(s.get(id)!, now);
+
 afterEach(() => {
   while (stores.length) stores.pop()!.close();
 });
@@ -33,14 +37,14 @@ describe('lease store', () => {
     expect(first?.id).toBe('a');
     expect(first?.claimExpires).toBe(1001 + CLAIM);
     expect(s.allocate(1002, CLAIM)).toBeNull();
-    expect(s.list(1002)[0].state).toBe('reserved');
+    expect(stateOf(s, 'a', 1002)).toBe('reserved');
   });
 
   test('never hands out a lease that has expired, swept or not', () => {
     const s = store();
     register(s, 'a', 1000);
     expect(s.allocate(1000 + TTL, CLAIM)).toBeNull();
-    expect(s.list(1000 + TTL)[0].state).toBe('expired');
+    expect(stateOf(s, 'a', 1000 + TTL)).toBe('expired');
     expect(s.allocate(1000 + TTL - 1, CLAIM)?.id).toBe('a');
   });
 
@@ -60,7 +64,7 @@ describe('lease store', () => {
     s.allocate(0, CLAIM);
     s.heartbeat('a', 'conn-a', CLAIM - 1, TTL, { fps: 0, frameMs: 0, client: 'none' });
     expect(s.allocate(CLAIM - 1, CLAIM)).toBeNull();
-    expect(s.list(CLAIM)[0].state).toBe('ready');
+    expect(stateOf(s, 'a', CLAIM)).toBe('ready');
     expect(s.allocate(CLAIM, CLAIM)?.id).toBe('a');
   });
 
@@ -68,11 +72,11 @@ describe('lease store', () => {
     const s = store();
     register(s, 'a', 0);
     s.allocate(0, CLAIM);
-    expect(s.setClient('a', 'conn-a', true, 10)?.state).toBe('busy');
+    expect(s.setClient('a', 'conn-a', 'connected', 10)?.state).toBe('busy');
     // A busy server stays busy past any claim deadline.
     s.heartbeat('a', 'conn-a', CLAIM + 5, TTL, { fps: 60, frameMs: 5, client: 'connected' });
     expect(s.allocate(CLAIM + 6, CLAIM)).toBeNull();
-    expect(s.setClient('a', 'conn-a', false, CLAIM + 7)?.state).toBe('ready');
+    expect(s.setClient('a', 'conn-a', 'none', CLAIM + 7)?.state).toBe('ready');
     expect(s.allocate(CLAIM + 8, CLAIM)?.id).toBe('a');
   });
 
@@ -81,7 +85,7 @@ describe('lease store', () => {
     register(s, 'a', 0);
     expect(s.disconnect('a', 'conn-a', 1)?.state).toBe('offline');
     expect(s.allocate(2, CLAIM)).toBeNull();
-    expect(s.list(2)[0].state).toBe('offline');
+    expect(stateOf(s, 'a', 2)).toBe('offline');
   });
 
   test('a stale connection can neither heartbeat nor close a lease it no longer holds', () => {
@@ -116,16 +120,70 @@ describe('lease store', () => {
     register(s, 'old', 0, { url: 'ws://127.0.0.1:16000/stream' });
     const result = register(s, 'new', 5, { url: 'ws://127.0.0.1:16000/stream' });
     expect(result.replaced.map((r) => r.id)).toEqual(['old']);
-    expect(s.list(6).map((r) => r.id)).toEqual(['new']);
+    expect(states(s, 6)).toEqual([['new', 'ready']]);
   });
 
   test('hands out the least recently used server first, each server once', () => {
     const s = store();
     for (const id of ['a', 'b', 'c']) register(s, id, 0);
     s.allocate(1, CLAIM);
-    s.setClient('a', 'conn-a', false, 2);
+    s.setClient('a', 'conn-a', 'none', 2);
     const order = [s.allocate(3, CLAIM), s.allocate(4, CLAIM), s.allocate(5, CLAIM), s.allocate(6, CLAIM)].map((a) => a?.id ?? null);
     expect(order).toEqual(['b', 'c', 'a', null]);
+  });
+
+  test('a drained server is never handed out, keeps its client, and stays drained through reconnects', () => {
+    const s = store();
+    register(s, 'a', 0);
+    s.allocate(0, CLAIM);
+    s.setClient('a', 'conn-a', 'connected', 1);
+    expect(s.drain('a', 2)?.state).toBe('draining');
+    expect(s.drain('a', 3)).toBeNull();
+    s.setClient('a', 'conn-a', 'none', 4);
+    s.heartbeat('a', 'conn-a', 5, TTL, { fps: 0, frameMs: 3, client: 'none' });
+    register(s, 'a', 6, { conn: 'conn-b' });
+    expect(stateOf(s, 'a', 7)).toBe('draining');
+    expect(s.allocate(7, CLAIM)).toBeNull();
+    expect(s.undrain('a', 8)?.state).toBe('ready');
+    expect(s.allocate(9, CLAIM)?.id).toBe('a');
+  });
+
+  test('undraining a server whose client is still there makes it busy, not ready', () => {
+    const s = store();
+    register(s, 'a', 0, { client: 'connected' });
+    s.drain('a', 1);
+    expect(s.undrain('a', 2)?.state).toBe('busy');
+    expect(s.undrain('a', 3)).toBeNull();
+  });
+
+  test('health comes from the frame time against the target, and the healthiest is handed out first', () => {
+    const s = store();
+    for (const id of ['slow', 'fast', 'sick']) register(s, id, 0);
+    const beat = (id: string, frameMs: number) => s.heartbeat(id, `conn-${id}`, 1, TTL, { fps: 0, frameMs, client: 'none' });
+    expect(beat('slow', 1000 / 30)?.health).toBeCloseTo(0.5);
+    expect(beat('fast', 5)?.health).toBe(1);
+    expect(beat('sick', 100)?.health).toBeCloseTo(1 / 6);
+    expect(s.allocate(2, CLAIM, 0.2)?.id).toBe('fast');
+    expect(s.allocate(3, CLAIM, 0.2)?.id).toBe('slow');
+    expect(s.allocate(4, CLAIM, 0.2)).toBeNull();
+    expect(s.allocate(5, CLAIM, 0)?.id).toBe('sick');
+  });
+
+  test('a request id remembers its answer until the claim deadline, across a restart', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'requests-'));
+    try {
+      const path = join(dir, 'd.db');
+      const first = openLeaseStore(path);
+      first.requests.save('r1', { serverId: 'a', url: 'ws://x/stream?ticket=t' }, 100);
+      first.close();
+      const second = store(path);
+      expect(second.requests.find('r1', 99)).toEqual({ serverId: 'a', url: 'ws://x/stream?ticket=t' });
+      expect(second.requests.find('r1', 100)).toBeNull();
+      second.requests.prune(100);
+      expect(second.requests.find('r1', 0)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('leases survive a restart on the same file', () => {
@@ -136,10 +194,10 @@ describe('lease store', () => {
       register(first, 'a', 0);
       register(first, 'b', 0);
       first.allocate(1, CLAIM);
-      first.setClient('a', 'conn-a', true, 2);
+      first.setClient('a', 'conn-a', 'connected', 2);
       first.close();
       const second = store(path);
-      expect(second.list(3).map((r) => [r.id, r.state])).toEqual([['a', 'busy'], ['b', 'ready']]);
+      expect(states(second, 3)).toEqual([['a', 'busy'], ['b', 'ready']]);
       expect(second.allocate(3, CLAIM)?.id).toBe('b');
       expect(second.allocate(4, CLAIM)).toBeNull();
     } finally {

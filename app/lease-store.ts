@@ -2,12 +2,14 @@
 // only authority on which server may be handed out: every transition is one statement or one
 // transaction, and the lease expiry is part of the allocation query itself, so correctness never
 // waits for a sweeper and a dispatcher restarted on the same file carries on where it stopped.
+// Deadlines are absolute times, so a restart neither shortens nor extends any lease.
 
 import { Database } from 'bun:sqlite';
 import type { ClientState } from '../common/protocol.ts';
+import { openRequestMemo } from './request-memo.ts';
 
 /** Stored states. "expired" is derived at read time from the lease deadline, never trusted as stored. */
-export type StoredState = 'ready' | 'reserved' | 'busy' | 'offline';
+export type StoredState = 'ready' | 'reserved' | 'busy' | 'draining' | 'offline';
 export type ServerState = StoredState | 'expired';
 
 export interface ServerRow {
@@ -18,23 +20,15 @@ export interface ServerRow {
   conn: string | null;
   leaseExpires: number;
   claimExpires: number | null;
+  /** Whether the server's client is connected, as it last reported (kept apart from state for draining servers). */
+  client: ClientState;
   targetFps: number;
   fps: number;
   frameMs: number;
+  /** The frame rate it can reach as a share of its target, 0-1 (1 until measured). */
+  health: number;
   registeredAt: number;
   updatedAt: number;
-}
-
-export interface ServerView {
-  id: string;
-  url: string;
-  state: ServerState;
-  leaseExpiresAt: number;
-  claimExpiresAt: number | null;
-  targetFps: number;
-  fps: number;
-  frameMs: number;
-  registeredAt: number;
 }
 
 export interface Allocation {
@@ -63,26 +57,39 @@ export interface RegisterResult {
   replaced: { id: string; url: string }[];
 }
 
+// A type, not an interface: bun:sqlite's bindings need an index signature.
+export type Health = {
+  fps: number;
+  frameMs: number;
+  client: ClientState;
+};
+
+// Bumped whenever the table's shape changes. Leases are short-lived and every render server
+// registers again within a second, so an older file's tables are dropped, not migrated.
+const SCHEMA_VERSION = 2;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS servers (
   id            TEXT PRIMARY KEY,
   url           TEXT NOT NULL UNIQUE,
   key           TEXT NOT NULL,
-  state         TEXT NOT NULL CHECK (state IN ('ready', 'reserved', 'busy', 'offline')),
+  state         TEXT NOT NULL CHECK (state IN ('ready', 'reserved', 'busy', 'draining', 'offline')),
   conn          TEXT,
   lease_expires INTEGER NOT NULL,
   claim_expires INTEGER,
+  client        TEXT NOT NULL DEFAULT 'none' CHECK (client IN ('none', 'connected')),
   target_fps    REAL NOT NULL DEFAULT 0,
   fps           REAL NOT NULL DEFAULT 0,
   frame_ms      REAL NOT NULL DEFAULT 0,
+  health        REAL NOT NULL DEFAULT 1,
   registered_at INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS servers_by_state ON servers (state, updated_at);
+CREATE INDEX IF NOT EXISTS servers_by_state ON servers (state, health, updated_at);
 `;
 
-const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires,
-  target_fps AS targetFps, fps, frame_ms AS frameMs, registered_at AS registeredAt, updated_at AS updatedAt`;
+const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
+  target_fps AS targetFps, fps, frame_ms AS frameMs, health, registered_at AS registeredAt, updated_at AS updatedAt`;
 
 /** The state a row is really in at `now`, whatever was last written. */
 export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | 'claimExpires'>, now: number): ServerState {
@@ -92,12 +99,24 @@ export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | '
   return row.state;
 }
 
-export function openLeaseStore(path: string) {
+function openDatabase(path: string): Database {
   const db = new Database(path, { create: true, strict: true });
   db.run('PRAGMA journal_mode = WAL');
   db.run('PRAGMA synchronous = NORMAL');
   db.run('PRAGMA busy_timeout = 5000');
+  const { user_version: version } = db.query<{ user_version: number }, []>('PRAGMA user_version').get()!;
+  if (version !== SCHEMA_VERSION) {
+    db.run('DROP TABLE IF EXISTS servers');
+    db.run('DROP TABLE IF EXISTS requests');
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  }
   db.run(SCHEMA);
+  return db;
+}
+
+export function openLeaseStore(path: string) {
+  const db = openDatabase(path);
+  const requests = openRequestMemo(db);
 
   const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
   const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
@@ -106,29 +125,35 @@ export function openLeaseStore(path: string) {
   );
   const deleteById = db.query('DELETE FROM servers WHERE id = $id');
   const insert = db.query(`
-    INSERT INTO servers (id, url, key, state, conn, lease_expires, claim_expires, target_fps, registered_at, updated_at)
-    VALUES ($id, $url, $key, $state, $conn, $leaseExpires, NULL, $targetFps, $now, $now)`);
+    INSERT INTO servers (id, url, key, state, conn, lease_expires, claim_expires, client, target_fps, registered_at, updated_at)
+    VALUES ($id, $url, $key, $state, $conn, $leaseExpires, NULL, $client, $targetFps, $now, $now)`);
   const reattach = db.query(`
-    UPDATE servers SET url = $url, state = $state, conn = $conn, lease_expires = $leaseExpires,
+    UPDATE servers SET url = $url, state = $state, conn = $conn, lease_expires = $leaseExpires, client = $client,
       claim_expires = CASE WHEN $state = 'reserved' THEN claim_expires ELSE NULL END,
       target_fps = $targetFps, updated_at = $now
     WHERE id = $id`);
 
-  // The expiry and claim-deadline tests live in the allocation statement: a server whose lease has
-  // run out, or whose connection closed, can never be picked, whether or not anything swept it.
-  const allocate = db.query<Allocation, { now: number; claimExpires: number }>(`
+  // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
+  // lease has run out, whose connection closed or that renders far below its target can never be
+  // picked, whether or not anything swept it. The healthiest goes first, then the least recently used.
+  const allocate = db.query<Allocation, { now: number; claimExpires: number; minHealth: number }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, updated_at = $now
     WHERE id = (
       SELECT id FROM servers
-      WHERE lease_expires > $now
+      WHERE lease_expires > $now AND health >= $minHealth
         AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
-      ORDER BY updated_at, id
+      ORDER BY health DESC, updated_at, id
       LIMIT 1)
     RETURNING id, url, key, claim_expires AS claimExpires`);
 
-  const heartbeat = db.query<ServerRow, { id: string; conn: string; leaseExpires: number; fps: number; frameMs: number; client: ClientState; now: number }>(`
-    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, updated_at = $now,
+  // The reported client reconciles the state: a draining server stays draining, a reservation
+  // stays until its client arrives or its deadline passes.
+  const heartbeat = db.query<ServerRow, { id: string; conn: string; leaseExpires: number; now: number } & Health>(`
+    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now,
+      -- The frame rate its frame time allows, as a share of its target; unmeasured counts as whole.
+      health = CASE WHEN $frameMs > 0 AND target_fps > 0 THEN min(1.0, 1000.0 / ($frameMs * target_fps)) ELSE 1.0 END,
       state = CASE
+        WHEN state = 'draining' THEN 'draining'
         WHEN $client = 'connected' THEN 'busy'
         WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved'
         ELSE 'ready' END,
@@ -136,13 +161,24 @@ export function openLeaseStore(path: string) {
     WHERE id = $id AND conn = $conn AND state != 'offline'
     RETURNING ${COLUMNS}`);
 
-  const setClient = db.query<ServerRow, { id: string; conn: string; state: StoredState; now: number }>(`
-    UPDATE servers SET state = $state, claim_expires = NULL, updated_at = $now
+  const setClient = db.query<ServerRow, { id: string; conn: string; client: ClientState; now: number }>(`
+    UPDATE servers SET client = $client, claim_expires = NULL, updated_at = $now,
+      state = CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy' ELSE 'ready' END
     WHERE id = $id AND conn = $conn AND state != 'offline'
     RETURNING ${COLUMNS}`);
 
+  const drain = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = 'draining', claim_expires = NULL, updated_at = $now
+    WHERE id = $id AND state NOT IN ('offline', 'draining')
+    RETURNING ${COLUMNS}`);
+
+  const undrain = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = CASE WHEN client = 'connected' THEN 'busy' ELSE 'ready' END, updated_at = $now
+    WHERE id = $id AND state = 'draining'
+    RETURNING ${COLUMNS}`);
+
   const disconnect = db.query<ServerRow, { id: string; conn: string; now: number }>(`
-    UPDATE servers SET state = 'offline', conn = NULL, claim_expires = NULL, updated_at = $now
+    UPDATE servers SET state = 'offline', conn = NULL, claim_expires = NULL, client = 'none', updated_at = $now
     WHERE id = $id AND conn = $conn
     RETURNING ${COLUMNS}`);
 
@@ -155,32 +191,39 @@ export function openLeaseStore(path: string) {
     for (const old of replaced) deleteById.run({ id: old.id });
     const existing = byId.get({ id: input.id });
     const leaseExpires = input.now + input.ttlMs;
+    const fields = { id: input.id, url: input.url, conn: input.conn, leaseExpires, client: input.client, targetFps: input.targetFps, now: input.now };
     if (!existing) {
-      const state: StoredState = input.client === 'connected' ? 'busy' : 'ready';
-      insert.run({ id: input.id, url: input.url, key: input.newKey, state, conn: input.conn, leaseExpires, targetFps: input.targetFps, now: input.now });
+      insert.run({ ...fields, key: input.newKey, state: input.client === 'connected' ? 'busy' : 'ready' });
       return { row: byId.get({ id: input.id })!, isNew: true, replaced };
     }
     const live = effectiveState(existing, input.now);
-    // A reservation survives a re-registration: the client holding the ticket may still arrive.
-    const state: StoredState = input.client === 'connected' ? 'busy' : live === 'reserved' ? 'reserved' : 'ready';
-    reattach.run({ id: input.id, url: input.url, state, conn: input.conn, leaseExpires, targetFps: input.targetFps, now: input.now });
+    // A drain outlasts a reconnection, and so does a reservation: the client holding the ticket may still arrive.
+    const state: StoredState =
+      existing.state === 'draining' ? 'draining' : input.client === 'connected' ? 'busy' : live === 'reserved' ? 'reserved' : 'ready';
+    reattach.run({ ...fields, state });
     return { row: byId.get({ id: input.id })!, isNew: live === 'offline' || live === 'expired', replaced };
   });
 
   return {
     register: (input: RegisterInput): RegisterResult => registerTx.immediate(input),
 
-    /** Reserves the least recently used free server, or returns null when none is free. */
-    allocate: (now: number, claimMs: number): Allocation | null =>
-      allocate.get({ now, claimExpires: now + claimMs }) ?? null,
+    /** Reserves the healthiest free server, or returns null when none is free and healthy enough. */
+    allocate: (now: number, claimMs: number, minHealth = 0): Allocation | null =>
+      allocate.get({ now, claimExpires: now + claimMs, minHealth }) ?? null,
 
     /** Extends the lease of the server held by `conn`; null if that connection no longer holds it. */
-    heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: { fps: number; frameMs: number; client: ClientState }): ServerRow | null =>
+    heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: Health): ServerRow | null =>
       heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null,
 
-    /** Records the render server's report that its client connected (busy) or left (ready). */
-    setClient: (id: string, conn: string, connected: boolean, now: number): ServerRow | null =>
-      setClient.get({ id, conn, state: connected ? 'busy' : 'ready', now }) ?? null,
+    /** Records the render server's report that its client connected or left. */
+    setClient: (id: string, conn: string, client: ClientState, now: number): ServerRow | null =>
+      setClient.get({ id, conn, client, now }) ?? null,
+
+    /** Stops the server being handed out; its client stays. Null if offline or draining already. */
+    drain: (id: string, now: number): ServerRow | null => drain.get({ id, now }) ?? null,
+
+    /** Ends a drain. Null if the server was not draining. */
+    undrain: (id: string, now: number): ServerRow | null => undrain.get({ id, now }) ?? null,
 
     /** The control connection closed: from this moment the server is never handed out. */
     disconnect: (id: string, conn: string, now: number): ServerRow | null => disconnect.get({ id, conn, now }) ?? null,
@@ -190,18 +233,9 @@ export function openLeaseStore(path: string) {
 
     get: (id: string): ServerRow | null => byId.get({ id }) ?? null,
 
-    list: (now: number): ServerView[] =>
-      all.all().map((row) => ({
-        id: row.id,
-        url: row.url,
-        state: effectiveState(row, now),
-        leaseExpiresAt: row.leaseExpires,
-        claimExpiresAt: row.state === 'reserved' ? row.claimExpires : null,
-        targetFps: row.targetFps,
-        fps: row.fps,
-        frameMs: row.frameMs,
-        registeredAt: row.registeredAt,
-      })),
+    all: (): ServerRow[] => all.all(),
+
+    requests,
 
     close: (): void => db.close(),
   };

@@ -68,6 +68,20 @@ export function parseWsUrl(flag: string, text: string): string {
   throw new UsageError(`--${flag} must be a ws:// or wss:// URL, got "${text}"`);
 }
 
+/** A number from 0 to 1. */
+export function parseRatio(flag: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !(value >= 0 && value <= 1)) throw new UsageError(`--${flag} must be a number from 0 to 1, got "${text}"`);
+  return value;
+}
+
+/** A shared secret travels as a bearer token: long enough to guess at, in the token alphabet. */
+export function checkSecret(secret: string): void {
+  if (!/^[A-Za-z0-9._~+/-]{16,}$/.test(secret)) {
+    throw new UsageError('the shared secret must be at least 16 characters of A-Z a-z 0-9 . _ ~ + / -');
+  }
+}
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -17,6 +17,9 @@ export const PATHS = {
   servers: '/v1/servers',
 } as const;
 
+/** The environment variable both the dispatcher and render servers read the shared secret from. */
+export const SECRET_ENV = 'RENDER_DISPATCH_SECRET';
+
 /** The query parameter of a render server URL that carries the claim ticket. */
 export const TICKET_PARAM = 'ticket';
 
@@ -61,7 +64,12 @@ export interface ClientEventMessage {
   event: 'connected' | 'gone';
 }
 
-export type RenderToDispatcher = RegisterMessage | HeartbeatMessage | ClientEventMessage;
+/** The render server is shutting down: hand it out no more (sent before it closes its client). */
+export interface DrainMessage {
+  type: 'drain';
+}
+
+export type RenderToDispatcher = RegisterMessage | HeartbeatMessage | ClientEventMessage | DrainMessage;
 
 // ---- control channel: dispatcher -> render server ----
 
@@ -89,6 +97,43 @@ export interface ErrorMessage {
 
 export type DispatcherToRender = RegisteredMessage | LeaseMessage | ErrorMessage;
 
+// ---- browser -> dispatcher: the JSON extension of get_server_url ----
+
+/**
+ * Besides the tutorial's plain text, a client may send {"type":"get_server_url","requestId":"…"}.
+ * The answer is then JSON too, and a retry with the same requestId gets the same server.
+ */
+export interface StreamRequest {
+  /** False for the tutorial's plain text request, which is answered in plain text. */
+  json: boolean;
+  requestId: string | null;
+}
+
+export type StreamAnswer =
+  | { type: 'server_url'; url: string; requestId?: string }
+  | { type: 'none'; reason: string; requestId?: string }
+  | { type: 'error'; error: string; field?: string };
+
+const MAX_REQUEST_ID = 128;
+
+export function parseStreamRequest(text: string): Parsed<StreamRequest> {
+  if (text === GET_SERVER_URL) return { ok: true, value: { json: false, requestId: null } };
+  if (!text.startsWith('{')) return { ok: false, error: streamErrorReply(text) };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'message is not valid JSON' };
+  }
+  const record = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  if (record.type !== GET_SERVER_URL) return { ok: false, field: 'type', error: `type must be "${GET_SERVER_URL}"` };
+  const requestId = record.requestId;
+  if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > MAX_REQUEST_ID)) {
+    return { ok: false, field: 'requestId', error: `requestId must be a string of 1 to ${MAX_REQUEST_ID} characters` };
+  }
+  return { ok: true, value: { json: true, requestId: requestId ?? null } };
+}
+
 // ---- tickets ----
 
 /** Claims of the JWT (HS256) carried in a render server URL. */
@@ -114,6 +159,7 @@ const RENDER_TO_DISPATCHER: Record<RenderToDispatcher['type'], Shape> = {
   register: { id: 'string', url: 'url', client: 'clientState', targetFps: 'number' },
   heartbeat: { fps: 'number', frameMs: 'number', client: 'clientState' },
   client: { event: 'clientEvent' },
+  drain: {},
 };
 
 const DISPATCHER_TO_RENDER: Record<DispatcherToRender['type'], Shape> = {

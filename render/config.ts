@@ -1,7 +1,7 @@
 // The render server's command line, turned into one typed config object.
 
 import { networkInterfaces } from 'node:os';
-import { PATHS } from '../common/protocol.ts';
+import { PATHS, SECRET_ENV } from '../common/protocol.ts';
 import { UsageError, parseFlags, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
 
 export interface RenderConfig {
@@ -13,7 +13,10 @@ export interface RenderConfig {
   quality: number;
   /** Set by --public-url; otherwise derived from the bound address once listening. */
   publicUrl: string | null;
+  /** The dispatcher's shared secret, if it has one. */
+  secret: string | null;
 }
+
 
 export const RENDER_USAGE = `usage: bun run render --port N [options]
 
@@ -29,7 +32,7 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
 
 Needs an X display for GL: with DISPLAY unset it starts its own Xvfb.`;
 
-export function parseRenderArgs(argv: string[]): RenderConfig | null {
+export function parseRenderArgs(argv: string[], env: Record<string, string | undefined> = process.env): RenderConfig | null {
   const v = parseFlags(argv, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -38,6 +41,7 @@ export function parseRenderArgs(argv: string[]): RenderConfig | null {
     fps: { type: 'string' },
     quality: { type: 'string' },
     'public-url': { type: 'string' },
+    secret: { type: 'string' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
@@ -49,6 +53,7 @@ export function parseRenderArgs(argv: string[]): RenderConfig | null {
     fps: v.fps ? parsePositive('fps', v.fps, { max: 240 }) : 60,
     quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,
     publicUrl: v['public-url'] ? parseWsUrl('public-url', v['public-url']) : null,
+    secret: v.secret ?? env[SECRET_ENV] ?? null,
   };
 }
 

@@ -24,6 +24,8 @@ export interface ControlOptions {
   /** The URL browsers reach this server at. */
   publicUrl: string;
   targetFps: number;
+  /** Shared secret the dispatcher asks of render servers, if it has one. */
+  secret?: string | null;
   health(): Health;
   log(message: string): void;
 }
@@ -48,7 +50,7 @@ export function createControlClient(options: ControlOptions) {
 
   function connect(): void {
     retry = null;
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers: options.secret ? { authorization: `Bearer ${options.secret}` } : {} });
     socket = ws;
     ws.on('open', () => {
       attempt = 0;
@@ -68,6 +70,15 @@ export function createControlClient(options: ControlOptions) {
       } else if (msg.type === 'error') {
         options.log(`dispatcher refused a message: ${msg.error}`);
       }
+    });
+    ws.on('unexpected-response', (_request, response) => {
+      // The dispatcher refused the upgrade (a wrong secret): say why, once per refusal streak.
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk));
+      response.on('end', () => {
+        if (attempt <= 1) options.log(`dispatcher refused registration: ${response.statusCode} ${body.trim()}`);
+      });
+      ws.terminate();
     });
     ws.on('error', () => {
       // 'close' follows and schedules the retry; a refused connection is the normal case while
@@ -94,6 +105,10 @@ export function createControlClient(options: ControlOptions) {
     key: () => key,
     reportClient(event: 'connected' | 'gone'): void {
       send({ type: 'client', event });
+    },
+    /** Asks the dispatcher to hand this server out no more. */
+    drain(): void {
+      send({ type: 'drain' });
     },
     async stop(): Promise<void> {
       stopped = true;

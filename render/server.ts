@@ -22,7 +22,7 @@ export interface RunningRenderServer {
   id: string;
   port: number;
   publicUrl: string;
-  /** Closes the client with 1001, leaves the dispatcher, stops listening. */
+  /** Drains, leaves the dispatcher, closes the client with 1001 and the reason, stops listening. */
   close(reason?: string): Promise<void>;
 }
 
@@ -46,6 +46,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
       return publicUrl;
     },
     targetFps: config.fps,
+    secret: config.secret,
     health: () => {
       const { fps, frameMs, client } = stream.stats();
       return { fps, frameMs, client };
@@ -110,8 +111,11 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     port,
     publicUrl,
     async close(reason = 'render server shutting down') {
-      stream.closeClient(CLOSE.goingAway, reason);
+      // Drain first so that no new client is sent here while the rest happens.
+      control.drain();
+      stream.stop();
       await control.stop();
+      stream.closeClient(CLOSE.goingAway, reason);
       wss.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -29,6 +29,9 @@ export interface StreamStats {
 }
 
 const STATS_WINDOW_MS = 1000;
+// While idle, one frame is drawn and encoded this often (and thrown away) so that the frame time
+// the dispatcher judges health by is current even when nobody watches.
+const IDLE_PROBE_MS = 1000;
 
 export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
   const intervalMs = 1000 / fps;
@@ -75,6 +78,17 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
     }
   }
 
+  const idleProbe = setInterval(() => {
+    if (claimed) return;
+    const start = performance.now();
+    encodeJpeg(renderer.readFrame(poseAt((Date.now() - epoch) / 1000)), renderer.size, quality).then(
+      () => {
+        if (!claimed) stats.frameMs = performance.now() - start;
+      },
+      (error) => log(`idle probe frame failed: ${error instanceof Error ? error.message : error}`),
+    );
+  }, IDLE_PROBE_MS);
+
   function detach(ws: WebSocket): void {
     if (client !== ws) return;
     client = null;
@@ -115,6 +129,9 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
       client?.close(code, reason);
     },
     stats: (): StreamStats => ({ ...stats }),
+    stop(): void {
+      clearInterval(idleProbe);
+    },
   };
 }
 
