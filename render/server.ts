@@ -15,6 +15,8 @@ import { CLOSE, PATHS } from '../common/protocol.ts';
 import { derivePublicUrl, type RenderConfig } from './config.ts';
 import { createControlClient } from './control.ts';
 import type { Renderer } from './renderer.ts';
+import { encodeJpeg } from './encoder.ts';
+import { poseAt } from './scene.ts';
 import { createFrameStream } from './stream.ts';
 import { createTicketGate } from './tickets.ts';
 
@@ -104,6 +106,9 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   });
   const port = (server.address() as AddressInfo).port;
   publicUrl ||= derivePublicUrl(config.host, port);
+  // The first frame compiles the shaders and loads the encoder: pay for it before registering,
+  // so that it neither counts against this server's health nor delays its first client.
+  await encodeJpeg(renderer.readFrame(poseAt(0)), config.size, config.quality);
   control.start();
 
   return {

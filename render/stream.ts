@@ -32,6 +32,7 @@ const STATS_WINDOW_MS = 1000;
 // While idle, one frame is drawn and encoded this often (and thrown away) so that the frame time
 // the dispatcher judges health by is current even when nobody watches.
 const IDLE_PROBE_MS = 1000;
+const PROBE_WEIGHT = 0.3;
 
 export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
   const intervalMs = 1000 / fps;
@@ -83,7 +84,9 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
     const start = performance.now();
     encodeJpeg(renderer.readFrame(poseAt((Date.now() - epoch) / 1000)), renderer.size, quality).then(
       () => {
-        if (!claimed) stats.frameMs = performance.now() - start;
+        // Smoothed, so that one frame slowed by a passing load does not make the server look sick.
+        const sample = performance.now() - start;
+        if (!claimed) stats.frameMs = stats.frameMs ? stats.frameMs * (1 - PROBE_WEIGHT) + sample * PROBE_WEIGHT : sample;
       },
       (error) => log(`idle probe frame failed: ${error instanceof Error ? error.message : error}`),
     );

@@ -61,12 +61,12 @@ for (const port of options.renderPorts) {
   start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs, '--size', options.size]);
 }
 
-// Ready when every render server holds a lease; say where to look.
+// Ready when every render server can be handed out; say where to look.
 const deadline = Date.now() + 60_000;
 while (!stopping) {
   const ready = await fetch(`${dispatcherHttp}/v1/servers`)
-    .then((r) => r.json() as Promise<{ servers: { state: string }[] }>)
-    .then((body) => body.servers.filter((s) => s.state === 'ready' || s.state === 'busy').length)
+    .then((r) => r.json() as Promise<{ servers: { state: string; reason: string | null }[] }>)
+    .then((body) => body.servers.filter((s) => s.state === 'ready' && s.reason === null).length)
     .catch(() => 0);
   if (ready >= options.renderPorts.length) break;
   if (Date.now() > deadline) {

@@ -69,7 +69,9 @@ describe('pages in Chromium against the demo', () => {
   }
 
   async function streaming(page: Page): Promise<CanvasSample> {
-    await waitFor('the page to show frames', async () => (await viewOf(page)).framesShown >= 3, 20_000);
+    await waitFor('the page to show frames', async () => (await viewOf(page)).framesShown >= 3, 20_000).catch(async (error) => {
+      throw new Error(`${error.message}; the page: ${JSON.stringify(await viewOf(page))}; the servers: ${JSON.stringify(await servers(dispatcherPort))}`);
+    });
     const first = await sampleCanvas(page);
     const later = await waitFor('the picture to change', async () => {
       const sample = await sampleCanvas(page);
