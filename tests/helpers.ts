@@ -122,3 +122,61 @@ export function connectFrames(url: string): Promise<FrameClient> {
     ws.once('error', reject);
   });
 }
+
+export interface SimulatedServer {
+  id: string;
+  url: string;
+  ws: WebSocket;
+  /** Reports the client's arrival or departure, as a real render server does. */
+  report(event: 'connected' | 'gone'): void;
+  close(): void;
+}
+
+/**
+ * A render server's control side without the rendering: registers, heartbeats at the interval
+ * the dispatcher gives, and reports its client when told to. For tests and benchmarks that need
+ * many servers.
+ */
+export async function simulateRenderServer(dispatcherPort: number, id: string, url: string): Promise<SimulatedServer> {
+  const ws = new WebSocket(`ws://127.0.0.1:${dispatcherPort}/v1/control`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  let beat: NodeJS.Timeout | undefined;
+  let client: 'none' | 'connected' = 'none';
+  const registered = new Promise<void>((resolve, reject) => {
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString());
+      if (msg.type === 'registered') {
+        beat = setInterval(() => ws.send(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
+        resolve();
+      } else if (msg.type === 'error') reject(new Error(msg.error));
+    });
+  });
+  ws.on('close', () => clearInterval(beat));
+  ws.send(JSON.stringify({ type: 'register', id, url, client, targetFps: 60 }));
+  await registered;
+  return {
+    id,
+    url,
+    ws,
+    report(event) {
+      client = event === 'connected' ? 'connected' : 'none';
+      ws.send(JSON.stringify({ type: 'client', event }));
+    },
+    close() {
+      clearInterval(beat);
+      ws.close();
+    },
+  };
+}
+
+/** Opens a WebSocket and resolves once it is open. */
+export function openSocket(url: string): Promise<WebSocket> {
+  const ws = new WebSocket(url);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
