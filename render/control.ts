@@ -76,9 +76,9 @@ export function createControlClient(options: ControlOptions) {
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk));
       response.on('end', () => {
-        if (attempt <= 1) options.log(`dispatcher refused registration: ${response.statusCode} ${body.trim()}`);
+        if (attempt === 0) options.log(`dispatcher refused registration: ${response.statusCode} ${body.trim()}`);
+        ws.terminate();
       });
-      ws.terminate();
     });
     ws.on('error', () => {
       // 'close' follows and schedules the retry; a refused connection is the normal case while

@@ -53,7 +53,13 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
     child,
     output: () => output,
     exited,
-    waitForOutput: (pattern, timeoutMs = 20_000) => waitFor(`${pattern} in the output of ${command} ${args.join(' ')}:\n${output}`, () => pattern.test(output), timeoutMs).then(() => {}),
+    waitForOutput: (pattern, timeoutMs = 20_000) =>
+      waitFor(`${pattern} in the output of ${command} ${args.join(' ')}`, () => pattern.test(output), timeoutMs).then(
+        () => {},
+        (error: Error) => {
+          throw new Error(`${error.message}; it printed:\n${output}`);
+        },
+      ),
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -78,3 +78,27 @@ describe('render server start-up errors', () => {
     assert.match(proc.output(), /cannot start: could not create a 128x128 GL context \(is the X display :4077 up/);
   });
 });
+
+describe('a dispatcher with a shared secret', () => {
+  const secret = 'farm-secret-0123456789';
+  let dispatcherPort: number;
+  let dispatcher: Proc;
+
+  before(async () => {
+    dispatcherPort = await freePort();
+    dispatcher = startDispatcher(dispatcherPort, ':memory:', ['--secret', secret]);
+    await dispatcher.waitForOutput(/listening/);
+  });
+  after(() => dispatcher.stop());
+
+  test('refuses a render server with the wrong secret, which says why, and takes one with the right one', async () => {
+    const wrong = startRender(await freePort(), dispatcherPort, [], { RENDER_DISPATCH_SECRET: 'not-the-farm-secret-at-all' });
+    await wrong.waitForOutput(/dispatcher refused registration: 401 wrong secret/);
+    assert.deepEqual(await servers(dispatcherPort), []);
+    await wrong.stop();
+
+    const right = startRender(await freePort(), dispatcherPort, ['--secret', secret]);
+    await waitFor('the render server to register', async () => (await servers(dispatcherPort)).some((s) => s.state === 'ready'), 30_000);
+    await right.stop();
+  });
+});
