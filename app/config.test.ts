@@ -6,7 +6,7 @@ describe('dispatcher flags', () => {
   test('defaults follow the tutorial: port 18000 on loopback', () => {
     expect(parseDispatcherArgs([], {})).toEqual({
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
-      minHealth: 0.2, secret: null,
+      policy: { minHealth: 0.2, graceMs: 15_000, maxQueue: 100 }, secret: null,
     });
     expect(parseDispatcherArgs(['--local'])?.host).toBe('127.0.0.1');
     expect(parseDispatcherArgs(['--help'])).toBeNull();
@@ -23,6 +23,8 @@ describe('dispatcher flags', () => {
     [['--local', '--host', '0.0.0.0'], '--local listens on loopback only; it conflicts with --host 0.0.0.0'],
     [['--colour'], "Unknown option '--colour'"],
     [['--min-health', '2'], '--min-health must be a number from 0 to 1, got "2"'],
+    [['--max-queue', '0'], '--max-queue must be a whole number from 1 to 1000000, got "0"'],
+    [['--grace', 'long'], '--grace must be a duration such as 500ms or 3s, got "long"'],
     [['--host', '0.0.0.0'], 'listening on 0.0.0.0 needs a shared secret (--secret or RENDER_DISPATCH_SECRET)'],
     [['--secret', 'short'], 'the shared secret must be at least 16 characters'],
   ])('%p is refused with a message naming the flag', (argv, message) => {

@@ -1,16 +1,15 @@
 // The dispatcher's command line, turned into one typed config object.
 
 import { DEFAULT_DISPATCHER_PORT, SECRET_ENV } from '../common/protocol.ts';
-import { UsageError, checkSecret, isLoopback, parseDuration, parseFlags, parsePort, parseRatio } from '../common/cli.ts';
-import { DEFAULT_MIN_HEALTH, DEFAULT_TIMINGS, type LeaseTimings } from './dispatcher.ts';
+import { UsageError, checkSecret, isLoopback, parseDuration, parseFlags, parsePort, parsePositive, parseRatio } from '../common/cli.ts';
+import { DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
 
 export interface DispatcherConfig {
   host: string;
   port: number;
   db: string;
   timings: LeaseTimings;
-  /** Share of its target fps a server must be able to reach to be handed out. */
-  minHealth: number;
+  policy: Policy;
   /** Shared secret for registering and operator routes; required off loopback. */
   secret: string | null;
 }
@@ -26,7 +25,10 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --ttl DUR           lease lifetime after each heartbeat (default ${DEFAULT_TIMINGS.ttlMs}ms)
   --claim-timeout DUR how long a handed-out server waits for its client (default ${DEFAULT_TIMINGS.claimMs}ms)
   --min-health R      hand out only servers that can reach this share of their target fps,
-                      0-1 (default ${DEFAULT_MIN_HEALTH})
+                      0-1 (default ${DEFAULT_POLICY.minHealth})
+  --grace DUR         how long a page's session may have its server back after leaving it
+                      (default ${DEFAULT_POLICY.graceMs}ms)
+  --max-queue N       how many pages may wait for a server at once (default ${DEFAULT_POLICY.maxQueue})
   --secret S          shared secret render servers and operators must present (or the
                       ${SECRET_ENV} environment variable); required off loopback
   --help              print this and exit
@@ -44,6 +46,8 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
     ttl: { type: 'string' },
     'claim-timeout': { type: 'string' },
     'min-health': { type: 'string' },
+    grace: { type: 'string' },
+    'max-queue': { type: 'string' },
     secret: { type: 'string' },
     help: { type: 'boolean' },
   });
@@ -68,7 +72,11 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
     port: v.port ? parsePort('port', v.port) : DEFAULT_DISPATCHER_PORT,
     db: v.db ?? 'dispatcher.db',
     timings,
-    minHealth: v['min-health'] ? parseRatio('min-health', v['min-health']) : DEFAULT_MIN_HEALTH,
+    policy: {
+      minHealth: v['min-health'] ? parseRatio('min-health', v['min-health']) : DEFAULT_POLICY.minHealth,
+      graceMs: v.grace ? parseDuration('grace', v.grace) : DEFAULT_POLICY.graceMs,
+      maxQueue: v['max-queue'] ? parsePositive('max-queue', v['max-queue'], { max: 1_000_000 }) : DEFAULT_POLICY.maxQueue,
+    },
     secret,
   };
 }

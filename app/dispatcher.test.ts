@@ -26,6 +26,15 @@ beforeEach(() => {
   }
 });
 
+/** The first reply a fresh /stream session gives to one message. */
+async function answer(text: string): Promise<string> {
+  const sent: string[] = [];
+  const session = dispatcher.openStream({ send: (t) => sent.push(t), close() {} });
+  await session.message(text);
+  session.closed();
+  return sent[0];
+}
+
 async function registered(id = 'a', url = 'ws://127.0.0.1:16000/stream') {
   const link = fakeLink();
   const session = dispatcher.openControl(link);
@@ -72,7 +81,7 @@ describe('control sessions', () => {
     const { session } = await registered();
     session.closed();
     expect(events).toEqual(['server.new a', 'server.lost closed']);
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
   });
 
   test('a replaced connection is told so and closed with the replaced code', async () => {
@@ -103,7 +112,7 @@ describe('drain and health', () => {
     await session.message('{"type":"drain"}');
     session.closed();
     expect(events).toEqual(['server.new a', 'server.lost drained']);
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
   });
 
   test('drain and undrain by id, with 404 and 409 for the impossible', async () => {
@@ -112,9 +121,9 @@ describe('drain and health', () => {
     expect(dispatcher.undrain('a')).toEqual({ ok: false, status: 409, reason: 'render server a is not draining' });
     const drained = dispatcher.drain('a');
     expect(drained.ok && drained.server.reason).toBe('draining');
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
     expect(dispatcher.undrain('a').ok).toBe(true);
-    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+    expect(await answer('get_server_url')).not.toBe(NONE);
     session.closed();
     expect(dispatcher.drain('a')).toEqual({ ok: false, status: 409, reason: 'render server a is offline' });
   });
@@ -123,32 +132,31 @@ describe('drain and health', () => {
     const { session } = await registered();
     await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 200, client: 'none' }));
     expect(dispatcher.list()[0].reason).toBe('unhealthy: 200.0ms a frame allows 5.0 fps, under 20% of its 60 fps target');
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
     await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 20, client: 'none' }));
     expect(dispatcher.list()[0].reason).toBeNull();
-    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+    expect(await answer('get_server_url')).not.toBe(NONE);
   });
 });
 
 describe('get_server_url', () => {
   test('answers a URL with a ticket signed for that server, then none', async () => {
     const { key } = await registered('a', 'ws://127.0.0.1:16000/stream');
-    const answer = await dispatcher.answerStream('get_server_url');
-    const url = new URL(answer);
+    const url = new URL(await answer('get_server_url'));
     expect(`${url.origin}${url.pathname}`).toBe('ws://127.0.0.1:16000/stream');
     const claims = await verify(url.searchParams.get(TICKET_PARAM)!, key, 'HS256');
     expect(claims.sub).toBe('a');
     expect(claims.exp).toBe(Math.ceil((clock.t + timings.claimMs) / 1000));
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
   });
 
   test('answers anything else with an error that names what it got', async () => {
-    expect(await dispatcher.answerStream('GET_SERVER_URL')).toBe('error: unknown request "GET_SERVER_URL"; send "get_server_url"');
+    expect(await answer('GET_SERVER_URL')).toBe('error: unknown request "GET_SERVER_URL"; send "get_server_url"');
   });
 
   test('the JSON form answers in JSON, and a retry with the same request id gets the same server', async () => {
     const sessions = [(await registered('a', 'ws://127.0.0.1:16000/stream')).session, (await registered('b', 'ws://127.0.0.1:16001/stream')).session];
-    const ask = async (requestId?: string) => JSON.parse(await dispatcher.answerStream(JSON.stringify({ type: 'get_server_url', requestId })));
+    const ask = async (requestId?: string) => JSON.parse(await answer(JSON.stringify({ type: 'get_server_url', requestId })));
     const first = await ask('r-1');
     expect(first).toMatchObject({ type: 'server_url', requestId: 'r-1' });
     expect(await ask('r-1')).toEqual(first);
@@ -167,7 +175,7 @@ describe('get_server_url', () => {
   test('concurrent retries of one request id reserve one server between them', async () => {
     for (const id of ['a', 'b', 'c']) await registered(id, `ws://127.0.0.1:1600${id.charCodeAt(0) - 97}/stream`);
     const message = JSON.stringify({ type: 'get_server_url', requestId: 'same' });
-    const answers = await Promise.all(Array.from({ length: 5 }, () => dispatcher.answerStream(message)));
+    const answers = await Promise.all(Array.from({ length: 5 }, () => answer(message)));
     expect(new Set(answers).size).toBe(1);
     expect(dispatcher.list().filter((s) => s.state === 'reserved')).toHaveLength(1);
   });
@@ -177,17 +185,17 @@ describe('get_server_url', () => {
     ['{"type":"get_url"}', 'type'],
     ['{"type":', undefined],
   ])('a malformed JSON request %s is answered with a JSON error', async (text, field) => {
-    const answer = JSON.parse(await dispatcher.answerStream(text));
-    expect(answer.type).toBe('error');
-    expect(answer.field).toBe(field);
+    const reply = JSON.parse(await answer(text));
+    expect(reply.type).toBe('error');
+    expect(reply.field).toBe(field);
   });
 
   test('a server whose client left is handed out again', async () => {
     const { session } = await registered();
-    await dispatcher.answerStream('get_server_url');
+    await answer('get_server_url');
     await session.message(JSON.stringify({ type: 'client', event: 'connected' }));
-    expect(await dispatcher.answerStream('get_server_url')).toBe(NONE);
+    expect(await answer('get_server_url')).toBe(NONE);
     await session.message(JSON.stringify({ type: 'client', event: 'gone' }));
-    expect(await dispatcher.answerStream('get_server_url')).not.toBe(NONE);
+    expect(await answer('get_server_url')).not.toBe(NONE);
   });
 });

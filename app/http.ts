@@ -8,7 +8,7 @@ import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
-import type { ControlSession, Dispatcher } from './dispatcher.ts';
+import type { Dispatcher, Link, Session } from './dispatcher.ts';
 
 export interface AppOptions {
   dispatcher: Dispatcher;
@@ -19,8 +19,8 @@ export interface AppOptions {
   secret?: string | null;
 }
 
-/** Control messages are small JSON objects; anything larger is refused unread. */
-const MAX_CONTROL_MESSAGE = 16 * 1024;
+/** Every message either socket takes is a small JSON object or a short line; anything larger is refused unread. */
+const MAX_MESSAGE = 16 * 1024;
 
 const CLIENT_FILES: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
@@ -35,8 +35,26 @@ const requireUpgrade: MiddlewareHandler = async (c, next) => {
   await next();
 };
 
-function textOf(data: unknown): string | null {
-  return typeof data === 'string' ? data : null;
+/**
+ * A WebSocket route whose connection is one session: opened with the socket, fed its text
+ * messages, told when it closes. What a session cannot read (binary, oversized) is refused here.
+ */
+function sessionRoute(upgradeWebSocket: UpgradeWebSocket, open: (link: Link) => Session, onBinary: (ws: WSContext) => void) {
+  return upgradeWebSocket(() => {
+    let session: Session | null = null;
+    const sessionFor = (ws: WSContext) => (session ??= open({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }));
+    return {
+      onOpen: (_event, ws) => {
+        sessionFor(ws);
+      },
+      onMessage: async (event, ws) => {
+        if (typeof event.data !== 'string') return onBinary(ws);
+        if (event.data.length > MAX_MESSAGE) return ws.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
+        await sessionFor(ws).message(event.data);
+      },
+      onClose: () => session?.closed(),
+    };
+  });
 }
 
 const noCheck: MiddlewareHandler = (_c, next) => next();
@@ -77,25 +95,13 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
     return c.json({ server: result.server });
   });
 
-  // Browsers: the Rednet tutorial's exchange, one text request, one text answer.
+  // Browsers: the Rednet tutorial's exchange, one text request, one text answer, and its JSON form.
   app.get(
     PATHS.stream,
     requireUpgrade,
-    upgradeWebSocket(() => {
-      let id = '';
-      return {
-        onOpen: () => {
-          id = dispatcher.streamOpened();
-        },
-        onMessage: async (event, ws) => {
-          const text = textOf(event.data);
-          if (text === null) return ws.send('error: binary messages are not understood; send "get_server_url" as text');
-          const answer = await dispatcher.answerStream(text);
-          if (ws.readyState === 1) ws.send(answer);
-        },
-        onClose: () => dispatcher.streamClosed(id),
-      };
-    }),
+    sessionRoute(upgradeWebSocket, dispatcher.openStream, (ws) =>
+      ws.send('error: binary messages are not understood; send "get_server_url" as text'),
+    ),
   );
 
   // Render servers: one control connection each, holding the lease.
@@ -103,23 +109,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
     PATHS.control,
     requireUpgrade,
     authorized,
-    upgradeWebSocket(() => {
-      let session: ControlSession | null = null;
-      const sessionFor = (ws: WSContext) =>
-        (session ??= dispatcher.openControl({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }));
-      return {
-        onOpen: (_event, ws) => {
-          sessionFor(ws);
-        },
-        onMessage: async (event, ws) => {
-          const text = textOf(event.data);
-          if (text === null) return ws.close(CLOSE.unsupportedData, 'control messages are JSON text');
-          if (text.length > MAX_CONTROL_MESSAGE) return ws.close(CLOSE.tooBig, `control messages are at most ${MAX_CONTROL_MESSAGE} bytes`);
-          await sessionFor(ws).message(text);
-        },
-        onClose: () => session?.closed(),
-      };
-    }),
+    sessionRoute(upgradeWebSocket, dispatcher.openControl, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text')),
   );
 
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));

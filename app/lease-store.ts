@@ -7,6 +7,7 @@
 import { Database } from 'bun:sqlite';
 import type { ClientState } from '../common/protocol.ts';
 import { openRequestMemo } from './request-memo.ts';
+import { openWaitingList } from './waiting-list.ts';
 
 /** Stored states. "expired" is derived at read time from the lease deadline, never trusted as stored. */
 export type StoredState = 'ready' | 'reserved' | 'busy' | 'draining' | 'offline';
@@ -27,6 +28,10 @@ export interface ServerRow {
   frameMs: number;
   /** The frame rate it can reach as a share of its target, 0-1 (1 until measured). */
   health: number;
+  /** The session of the page it was last handed to, if that page gave one. */
+  session: string | null;
+  /** Until when that session may have it back after its client left (sticky return). */
+  sessionUntil: number | null;
   registeredAt: number;
   updatedAt: number;
 }
@@ -66,7 +71,7 @@ export type Health = {
 
 // Bumped whenever the table's shape changes. Leases are short-lived and every render server
 // registers again within a second, so an older file's tables are dropped, not migrated.
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS servers (
@@ -82,14 +87,18 @@ CREATE TABLE IF NOT EXISTS servers (
   fps           REAL NOT NULL DEFAULT 0,
   frame_ms      REAL NOT NULL DEFAULT 0,
   health        REAL NOT NULL DEFAULT 1,
+  session       TEXT,
+  session_until INTEGER,
+  handed_at     INTEGER NOT NULL DEFAULT 0,
   registered_at INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS servers_by_state ON servers (state, health, updated_at);
+CREATE INDEX IF NOT EXISTS servers_by_state ON servers (state, health, handed_at);
 `;
 
 const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
-  target_fps AS targetFps, fps, frame_ms AS frameMs, health, registered_at AS registeredAt, updated_at AS updatedAt`;
+  target_fps AS targetFps, fps, frame_ms AS frameMs, health, session, session_until AS sessionUntil,
+  registered_at AS registeredAt, updated_at AS updatedAt`;
 
 /** The state a row is really in at `now`, whatever was last written. */
 export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | 'claimExpires'>, now: number): ServerState {
@@ -108,6 +117,7 @@ function openDatabase(path: string): Database {
   if (version !== SCHEMA_VERSION) {
     db.run('DROP TABLE IF EXISTS servers');
     db.run('DROP TABLE IF EXISTS requests');
+    db.run('DROP TABLE IF EXISTS waiting');
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
   db.run(SCHEMA);
@@ -117,6 +127,7 @@ function openDatabase(path: string): Database {
 export function openLeaseStore(path: string) {
   const db = openDatabase(path);
   const requests = openRequestMemo(db);
+  const waiting = openWaitingList(db);
 
   const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
   const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
@@ -135,16 +146,29 @@ export function openLeaseStore(path: string) {
 
   // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
   // lease has run out, whose connection closed or that renders far below its target can never be
-  // picked, whether or not anything swept it. The healthiest goes first, then the least recently used.
-  const allocate = db.query<Allocation, { now: number; claimExpires: number; minHealth: number }>(`
-    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, updated_at = $now
+  // picked, whether or not anything swept it. A session within its grace period gets its own
+  // server back; otherwise servers nobody is returning to go first, then the healthiest, then the
+  // least recently used.
+  const FREE = `lease_expires > $now AND health >= $minHealth
+        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))`;
+  const allocate = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string | null }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
+      handed_at = $now, updated_at = $now
     WHERE id = (
       SELECT id FROM servers
-      WHERE lease_expires > $now AND health >= $minHealth
-        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
-      ORDER BY health DESC, updated_at, id
+      WHERE ${FREE}
+      ORDER BY (session_until IS NOT NULL AND session_until > $now), health DESC, handed_at, id
       LIMIT 1)
     RETURNING id, url, key, claim_expires AS claimExpires`);
+  const allocateSticky = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now
+    WHERE id = (
+      SELECT id FROM servers
+      WHERE session = $session AND session_until > $now AND ${FREE}
+      LIMIT 1)
+    RETURNING id, url, key, claim_expires AS claimExpires`);
+  const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
+    SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
   // The reported client reconciles the state: a draining server stays draining, a reservation
   // stays until its client arrives or its deadline passes.
@@ -161,10 +185,17 @@ export function openLeaseStore(path: string) {
     WHERE id = $id AND conn = $conn AND state != 'offline'
     RETURNING ${COLUMNS}`);
 
-  const setClient = db.query<ServerRow, { id: string; conn: string; client: ClientState; now: number }>(`
+  // When the client leaves, its session may come back for the server within the grace period.
+  const setClient = db.query<ServerRow, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
     UPDATE servers SET client = $client, claim_expires = NULL, updated_at = $now,
+      session_until = CASE WHEN $client = 'none' AND session IS NOT NULL THEN $graceUntil ELSE NULL END,
       state = CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy' ELSE 'ready' END
     WHERE id = $id AND conn = $conn AND state != 'offline'
+    RETURNING ${COLUMNS}`);
+
+  const release = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = $now
+    WHERE id = $id AND state = 'reserved'
     RETURNING ${COLUMNS}`);
 
   const drain = db.query<ServerRow, { id: string; now: number }>(`
@@ -181,6 +212,10 @@ export function openLeaseStore(path: string) {
     UPDATE servers SET state = 'offline', conn = NULL, claim_expires = NULL, client = 'none', updated_at = $now
     WHERE id = $id AND conn = $conn
     RETURNING ${COLUMNS}`);
+
+  const countLive = db.query<{ n: number }, { now: number }>(
+    `SELECT count(*) AS n FROM servers WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
+  );
 
   const expiredLive = db.query<ServerRow, { now: number }>(
     `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
@@ -207,17 +242,27 @@ export function openLeaseStore(path: string) {
   return {
     register: (input: RegisterInput): RegisterResult => registerTx.immediate(input),
 
-    /** Reserves the healthiest free server, or returns null when none is free and healthy enough. */
-    allocate: (now: number, claimMs: number, minHealth = 0): Allocation | null =>
-      allocate.get({ now, claimExpires: now + claimMs, minHealth }) ?? null,
+    /** Reserves a free server for `session` (or nobody's), or returns null when none is free and healthy enough. */
+    allocate: (now: number, claimMs: number, minHealth = 0, session: string | null = null): Allocation | null =>
+      allocate.get({ now, claimExpires: now + claimMs, minHealth, session }) ?? null,
+
+    /** Reserves the server `session` had, if it is free and the session's grace period has not passed. */
+    allocateSticky: (session: string, now: number, claimMs: number, minHealth = 0): Allocation | null =>
+      allocateSticky.get({ now, claimExpires: now + claimMs, minHealth, session }) ?? null,
+
+    /** The busy server whose client is of this session (a page reloading finds its old self still connected). */
+    heldBy: (session: string, now: number): string | null => heldBySession.get({ session, now })?.id ?? null,
 
     /** Extends the lease of the server held by `conn`; null if that connection no longer holds it. */
     heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: Health): ServerRow | null =>
       heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null,
 
-    /** Records the render server's report that its client connected or left. */
-    setClient: (id: string, conn: string, client: ClientState, now: number): ServerRow | null =>
-      setClient.get({ id, conn, client, now }) ?? null,
+    /** Records the render server's report that its client connected or left; `graceMs` keeps it for the client's session. */
+    setClient: (id: string, conn: string, client: ClientState, now: number, graceMs = 0): ServerRow | null =>
+      setClient.get({ id, conn, client, now, graceUntil: now + graceMs }) ?? null,
+
+    /** Gives back a reservation nobody will claim (its page left before it got the URL). */
+    release: (id: string, now: number): boolean => release.get({ id, now }) !== null,
 
     /** Stops the server being handed out; its client stays. Null if offline or draining already. */
     drain: (id: string, now: number): ServerRow | null => drain.get({ id, now }) ?? null,
@@ -233,9 +278,13 @@ export function openLeaseStore(path: string) {
 
     get: (id: string): ServerRow | null => byId.get({ id }) ?? null,
 
+    /** Servers with a live lease that are not draining: the pool clients are served from. */
+    liveCount: (now: number): number => countLive.get({ now })!.n,
+
     all: (): ServerRow[] => all.all(),
 
     requests,
+    waiting,
 
     close: (): void => db.close(),
   };

@@ -28,6 +28,7 @@ export function openRequestMemo(db: Database) {
     'INSERT OR REPLACE INTO requests (request_id, server_id, url, expires) VALUES ($requestId, $serverId, $url, $expires)',
   );
   const prune = db.query('DELETE FROM requests WHERE expires <= $now');
+  const forget = db.query('DELETE FROM requests WHERE request_id = $requestId');
 
   return {
     /** The answer given to this request id, while its claim deadline has not passed. */
@@ -37,6 +38,9 @@ export function openRequestMemo(db: Database) {
     },
     prune: (now: number): void => {
       prune.run({ now });
+    },
+    forget: (requestId: string): void => {
+      forget.run({ requestId });
     },
   };
 }

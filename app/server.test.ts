@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { DEFAULT_MIN_HEALTH, DEFAULT_TIMINGS } from './dispatcher.ts';
+import { DEFAULT_POLICY, DEFAULT_TIMINGS } from './dispatcher.ts';
 import { startDispatcher, type RunningDispatcher } from './server.ts';
 
 let running: RunningDispatcher;
 
 beforeAll(() => {
-  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, minHealth: DEFAULT_MIN_HEALTH, secret: null });
+  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: null });
 });
 afterAll(() => running.close());
 

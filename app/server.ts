@@ -23,7 +23,7 @@ export interface RunningDispatcher {
 
 export function startDispatcher(config: DispatcherConfig, clock?: Clock): RunningDispatcher {
   const store = openLeaseStore(config.db);
-  const dispatcher = createDispatcher({ store, timings: config.timings, minHealth: config.minHealth, clock });
+  const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
   const app = createApp({ dispatcher, upgradeWebSocket, clientDir: CLIENT_DIR, secret: config.secret });
   const server = Bun.serve({
     hostname: config.host,

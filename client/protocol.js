@@ -1,6 +1,29 @@
 // Generated from common/browser.ts by bun run build:client: do not edit.
 (() => {
 
+  // common/validate.ts
+  var MAX_STRING = 2048;
+  function text({ min = 1, max = MAX_STRING, pattern, like } = {}) {
+    return (value) => {
+      if (typeof value !== "string" || value.length < min || value.length > max) {
+        return min === max ? `must be a string of ${min} characters` : `must be a string of ${min} to ${max} characters`;
+      }
+      return pattern && !pattern.test(value) ? `must be ${like ?? `like ${pattern}`}` : null;
+    };
+  }
+  function number({ min = -Infinity, max = Infinity, integer = false } = {}) {
+    const range = Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : Number.isFinite(min) ? ` >= ${min}` : "";
+    const what = `${integer ? "an integer" : "a finite number"}${range}`;
+    return (value) => typeof value === "number" && Number.isFinite(value) && value >= min && value <= max && (!integer || Number.isInteger(value)) ? null : `must be ${what}`;
+  }
+  function oneOf(...choices) {
+    return (value) => choices.includes(value) ? null : `must be ${choices.map((c) => JSON.stringify(c)).join(" or ")}`;
+  }
+  var boolean = oneOf(true, false);
+  function optional(check) {
+    return (value) => value === undefined ? null : check(value);
+  }
+
   // common/protocol.ts
   var GET_SERVER_URL = "get_server_url";
   var NONE = "none";
@@ -21,9 +44,57 @@
     replaced: 4000,
     badMessage: 4001
   };
-  function isWebSocketUrl(text) {
+  var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };
+  var SESSION = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: "letters, digits, _ and -" });
+  var CLIENT_STATE = oneOf("none", "connected");
+  var ERROR = { error: text(), field: optional(text()) };
+  var RENDER_TO_DISPATCHER = {
+    register: { id: text(), url: (v) => typeof v === "string" && isWebSocketUrl(v) ? null : "must be a ws:// or wss:// URL", client: CLIENT_STATE, targetFps: number({ min: 0 }) },
+    heartbeat: { fps: number({ min: 0 }), frameMs: number({ min: 0 }), client: CLIENT_STATE },
+    client: { event: oneOf("connected", "gone") },
+    drain: {}
+  };
+  var DISPATCHER_TO_RENDER = {
+    registered: { id: text(), key: text(), heartbeatMs: number({ min: 0 }), ttlMs: number({ min: 0 }), expiresAt: number({ min: 0 }) },
+    lease: { expiresAt: number({ min: 0 }) },
+    error: ERROR
+  };
+  var BROWSER_TO_DISPATCHER = {
+    get_server_url: { requestId: optional(text({ max: 128 })), session: optional(SESSION), wait: optional(boolean) }
+  };
+  var DISPATCHER_TO_BROWSER = {
+    server_url: { url: text(), requestId: optional(text()) },
+    none: { reason: text(), requestId: optional(text()) },
+    queued: { position: number({ min: 1, integer: true }), size: number({ min: 1, integer: true }), estimateMs: optional(number({ min: 0 })) },
+    error: ERROR
+  };
+  var CAMERA_FIELDS = {
+    yaw: number({ min: -1e6, max: 1e6 }),
+    pitch: number({ min: -CAMERA_LIMITS.pitch, max: CAMERA_LIMITS.pitch }),
+    distance: number({ min: CAMERA_LIMITS.distanceMin, max: CAMERA_LIMITS.distanceMax })
+  };
+  var CAMERA = (value) => {
+    if (typeof value !== "object" || value === null)
+      return "must be {yaw, pitch, distance}";
+    for (const [field, check] of Object.entries(CAMERA_FIELDS)) {
+      const problem = check(value[field]);
+      if (problem)
+        return `.${field} ${problem}`;
+    }
+    return null;
+  };
+  var BROWSER_TO_RENDER = {
+    camera: { seq: number({ min: 0, integer: true }), ...CAMERA_FIELDS },
+    ping: { t: number() }
+  };
+  var RENDER_TO_BROWSER = {
+    hello: { id: text(), size: number({ min: 1 }), targetFps: number({ min: 0 }), camera: CAMERA },
+    pong: { t: number(), serverTime: number() },
+    error: ERROR
+  };
+  function isWebSocketUrl(candidate) {
     try {
-      const url = new URL(text);
+      const url = new URL(candidate);
       return url.protocol === "ws:" || url.protocol === "wss:";
     } catch {
       return false;

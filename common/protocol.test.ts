@@ -13,7 +13,7 @@ describe('control message validation', () => {
 
   test.each([
     ['[]', undefined, 'message must be a JSON object'],
-    ['{"type":"register","id":"","url":"ws://h/s","client":"none","targetFps":1}', 'id', 'register.id must be a non-empty string'],
+    ['{"type":"register","id":"","url":"ws://h/s","client":"none","targetFps":1}', 'id', 'register.id must be a string of 1 to 2048 characters'],
     ['{"type":"register","id":"a","url":"http://h/s","client":"none","targetFps":1}', 'url', 'register.url must be a ws:// or wss:// URL'],
     ['{"type":"heartbeat","fps":-1,"frameMs":1,"client":"none"}', 'fps', 'heartbeat.fps must be a finite number >= 0'],
     ['{"type":"heartbeat","fps":1,"frameMs":1,"client":"maybe"}', 'client', 'heartbeat.client must be "none" or "connected"'],

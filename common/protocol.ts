@@ -2,6 +2,10 @@
 // and the browser page (through the bundle in client/protocol.js). Every inbound message on every
 // side is checked here, at the boundary, and a bad one is answered with a reason naming the field.
 
+import { boolean, number, oneOf, optional, parseWith, text, type Check, type Parsed, type Shape } from './validate.ts';
+
+export type { Parsed } from './validate.ts';
+
 /** The browser's request on the dispatcher's /stream socket, exactly as in the Rednet tutorial. */
 export const GET_SERVER_URL = 'get_server_url';
 /** The dispatcher's answer when no render server is free. */
@@ -39,7 +43,7 @@ export const CLOSE = {
 /** What a render server says of its one client. */
 export type ClientState = 'none' | 'connected';
 
-// ---- control channel: render server -> dispatcher ----
+// ---- control channel: render server <-> dispatcher ----
 
 export interface RegisterMessage {
   type: 'register';
@@ -71,8 +75,6 @@ export interface DrainMessage {
 
 export type RenderToDispatcher = RegisterMessage | HeartbeatMessage | ClientEventMessage | DrainMessage;
 
-// ---- control channel: dispatcher -> render server ----
-
 export interface RegisteredMessage {
   type: 'registered';
   id: string;
@@ -97,42 +99,53 @@ export interface ErrorMessage {
 
 export type DispatcherToRender = RegisteredMessage | LeaseMessage | ErrorMessage;
 
-// ---- browser -> dispatcher: the JSON extension of get_server_url ----
+// ---- browser <-> dispatcher: the JSON extension of get_server_url ----
 
 /**
- * Besides the tutorial's plain text, a client may send {"type":"get_server_url","requestId":"…"}.
- * The answer is then JSON too, and a retry with the same requestId gets the same server.
+ * Besides the tutorial's plain text, a client may send {"type":"get_server_url", …} with any of
+ * these fields. The answers are then JSON too.
  */
-export interface StreamRequest {
-  /** False for the tutorial's plain text request, which is answered in plain text. */
-  json: boolean;
-  requestId: string | null;
+export interface ServerRequest {
+  type: 'get_server_url';
+  /** A retry with the same id gets the same server, never a second one. */
+  requestId?: string;
+  /** The page's session: within the grace period it gets its previous server back if that is free. */
+  session?: string;
+  /** When no server is free, wait in the queue instead of being told none. */
+  wait?: boolean;
 }
 
-export type StreamAnswer =
+export type DispatcherToBrowser =
   | { type: 'server_url'; url: string; requestId?: string }
   | { type: 'none'; reason: string; requestId?: string }
-  | { type: 'error'; error: string; field?: string };
+  /** Pushed whenever the waiting client's place changes; position 1 is next. */
+  | { type: 'queued'; position: number; size: number; estimateMs?: number }
+  | ErrorMessage;
 
-const MAX_REQUEST_ID = 128;
+// ---- browser <-> render server ----
 
-export function parseStreamRequest(text: string): Parsed<StreamRequest> {
-  if (text === GET_SERVER_URL) return { ok: true, value: { json: false, requestId: null } };
-  if (!text.startsWith('{')) return { ok: false, error: streamErrorReply(text) };
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return { ok: false, error: 'message is not valid JSON' };
-  }
-  const record = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
-  if (record.type !== GET_SERVER_URL) return { ok: false, field: 'type', error: `type must be "${GET_SERVER_URL}"` };
-  const requestId = record.requestId;
-  if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length === 0 || requestId.length > MAX_REQUEST_ID)) {
-    return { ok: false, field: 'requestId', error: `requestId must be a string of 1 to ${MAX_REQUEST_ID} characters` };
-  }
-  return { ok: true, value: { json: true, requestId: requestId ?? null } };
+export interface Camera {
+  /** Orbit about the vertical axis, radians (any value; it wraps). */
+  yaw: number;
+  /** Orbit above or below the equator, radians. */
+  pitch: number;
+  /** Distance from the torus's centre. */
+  distance: number;
 }
+
+export const DEFAULT_CAMERA: Camera = { yaw: 0, pitch: 0, distance: 4 };
+export const CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 } as const;
+
+export type BrowserToRender =
+  /** The camera the next frame is drawn with; seq lets the page match frames to its input. */
+  | ({ type: 'camera'; seq: number } & Camera)
+  /** Clock sync: the server answers with its own time. */
+  | { type: 'ping'; t: number };
+
+export type RenderToBrowser =
+  | { type: 'hello'; id: string; size: number; targetFps: number; camera: Camera }
+  | { type: 'pong'; t: number; serverTime: number }
+  | ErrorMessage;
 
 // ---- tickets ----
 
@@ -144,94 +157,92 @@ export interface TicketClaims {
   jti: string;
   /** Expiry, seconds since the epoch (the claim deadline). */
   exp: number;
+  /** The page's session, when it gave one: a server keeps a returning session's camera. */
+  sid?: string;
   [claim: string]: unknown;
 }
 
-// ---- validation ----
+// ---- registries ----
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string; field?: string };
+const SESSION = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: 'letters, digits, _ and -' });
+const CLIENT_STATE = oneOf('none', 'connected');
+const ERROR: Shape = { error: text(), field: optional(text()) };
 
-type FieldKind = 'string' | 'number' | 'url' | 'clientState' | 'clientEvent' | 'optionalString';
-type Shape = Record<string, FieldKind>;
-
-/** The registry of control messages a render server may send, with the kind of each field. */
 const RENDER_TO_DISPATCHER: Record<RenderToDispatcher['type'], Shape> = {
-  register: { id: 'string', url: 'url', client: 'clientState', targetFps: 'number' },
-  heartbeat: { fps: 'number', frameMs: 'number', client: 'clientState' },
-  client: { event: 'clientEvent' },
+  register: { id: text(), url: (v) => (typeof v === 'string' && isWebSocketUrl(v) ? null : 'must be a ws:// or wss:// URL'), client: CLIENT_STATE, targetFps: number({ min: 0 }) },
+  heartbeat: { fps: number({ min: 0 }), frameMs: number({ min: 0 }), client: CLIENT_STATE },
+  client: { event: oneOf('connected', 'gone') },
   drain: {},
 };
 
 const DISPATCHER_TO_RENDER: Record<DispatcherToRender['type'], Shape> = {
-  registered: { id: 'string', key: 'string', heartbeatMs: 'number', ttlMs: 'number', expiresAt: 'number' },
-  lease: { expiresAt: 'number' },
-  error: { error: 'string', field: 'optionalString' },
+  registered: { id: text(), key: text(), heartbeatMs: number({ min: 0 }), ttlMs: number({ min: 0 }), expiresAt: number({ min: 0 }) },
+  lease: { expiresAt: number({ min: 0 }) },
+  error: ERROR,
 };
 
-const MAX_STRING = 2048;
+const BROWSER_TO_DISPATCHER: Record<ServerRequest['type'], Shape> = {
+  get_server_url: { requestId: optional(text({ max: 128 })), session: optional(SESSION), wait: optional(boolean) },
+};
 
-function checkField(kind: FieldKind, value: unknown): string | null {
-  switch (kind) {
-    case 'optionalString':
-      if (value === undefined) return null;
-    // falls through: when present it must be a string like any other
-    case 'string':
-      if (typeof value !== 'string' || value.length === 0) return 'must be a non-empty string';
-      return value.length > MAX_STRING ? `must be at most ${MAX_STRING} characters` : null;
-    case 'number':
-      return typeof value === 'number' && Number.isFinite(value) && value >= 0
-        ? null
-        : 'must be a finite number >= 0';
-    case 'url':
-      return typeof value === 'string' && isWebSocketUrl(value) ? null : 'must be a ws:// or wss:// URL';
-    case 'clientState':
-      return value === 'none' || value === 'connected' ? null : 'must be "none" or "connected"';
-    case 'clientEvent':
-      return value === 'connected' || value === 'gone' ? null : 'must be "connected" or "gone"';
-  }
-}
+const DISPATCHER_TO_BROWSER: Record<DispatcherToBrowser['type'], Shape> = {
+  server_url: { url: text(), requestId: optional(text()) },
+  none: { reason: text(), requestId: optional(text()) },
+  queued: { position: number({ min: 1, integer: true }), size: number({ min: 1, integer: true }), estimateMs: optional(number({ min: 0 })) },
+  error: ERROR,
+};
 
-function parseWith<T>(registry: Record<string, Shape>, text: string): Parsed<T> {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return { ok: false, error: 'message is not valid JSON' };
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    return { ok: false, error: 'message must be a JSON object' };
-  }
-  const record = data as Record<string, unknown>;
-  const type = record.type;
-  if (typeof type !== 'string' || !Object.hasOwn(registry, type)) {
-    return { ok: false, field: 'type', error: `type must be one of ${Object.keys(registry).join(', ')}` };
-  }
-  const shape = registry[type];
-  const value: Record<string, unknown> = { type };
-  for (const [field, kind] of Object.entries(shape)) {
-    const problem = checkField(kind, record[field]);
-    if (problem) return { ok: false, field, error: `${type}.${field} ${problem}` };
-    if (record[field] !== undefined) value[field] = record[field];
-  }
-  return { ok: true, value: value as T };
-}
+const CAMERA_FIELDS: Shape = {
+  yaw: number({ min: -1e6, max: 1e6 }),
+  pitch: number({ min: -CAMERA_LIMITS.pitch, max: CAMERA_LIMITS.pitch }),
+  distance: number({ min: CAMERA_LIMITS.distanceMin, max: CAMERA_LIMITS.distanceMax }),
+};
 
-export function parseRenderMessage(text: string): Parsed<RenderToDispatcher> {
-  return parseWith<RenderToDispatcher>(RENDER_TO_DISPATCHER, text);
-}
+const CAMERA: Check = (value) => {
+  if (typeof value !== 'object' || value === null) return 'must be {yaw, pitch, distance}';
+  for (const [field, check] of Object.entries(CAMERA_FIELDS)) {
+    const problem = check((value as Record<string, unknown>)[field]);
+    if (problem) return `.${field} ${problem}`;
+  }
+  return null;
+};
 
-export function parseDispatcherMessage(text: string): Parsed<DispatcherToRender> {
-  return parseWith<DispatcherToRender>(DISPATCHER_TO_RENDER, text);
-}
+const BROWSER_TO_RENDER: Record<BrowserToRender['type'], Shape> = {
+  camera: { seq: number({ min: 0, integer: true }), ...CAMERA_FIELDS },
+  ping: { t: number() },
+};
 
-/** Builds a control message; the type parameter keeps the fields honest at compile time. */
-export function encode(message: RenderToDispatcher | DispatcherToRender): string {
+const RENDER_TO_BROWSER: Record<RenderToBrowser['type'], Shape> = {
+  hello: { id: text(), size: number({ min: 1 }), targetFps: number({ min: 0 }), camera: CAMERA },
+  pong: { t: number(), serverTime: number() },
+  error: ERROR,
+};
+
+export const parseRenderMessage = (text: string): Parsed<RenderToDispatcher> => parseWith(RENDER_TO_DISPATCHER, text);
+export const parseDispatcherMessage = (text: string): Parsed<DispatcherToRender> => parseWith(DISPATCHER_TO_RENDER, text);
+export const parseDispatcherAnswer = (text: string): Parsed<DispatcherToBrowser> => parseWith(DISPATCHER_TO_BROWSER, text);
+export const parseBrowserToRender = (text: string): Parsed<BrowserToRender> => parseWith(BROWSER_TO_RENDER, text);
+export const parseRenderToBrowser = (text: string): Parsed<RenderToBrowser> => parseWith(RENDER_TO_BROWSER, text);
+
+/** Control and JSON messages of every channel are built through here, so their types are checked. */
+export function encode(message: RenderToDispatcher | DispatcherToRender | DispatcherToBrowser | BrowserToRender | RenderToBrowser | ServerRequest): string {
   return JSON.stringify(message);
 }
 
-export function isWebSocketUrl(text: string): boolean {
+/**
+ * A text message on the dispatcher's /stream socket: the tutorial's plain `get_server_url` (then
+ * `json` is false and the answer is plain text too) or the JSON form.
+ */
+export function parseStreamRequest(message: string): Parsed<ServerRequest & { json: boolean }> {
+  if (message === GET_SERVER_URL) return { ok: true, value: { type: 'get_server_url', json: false } };
+  if (!message.startsWith('{')) return { ok: false, error: streamErrorReply(message) };
+  const parsed = parseWith<ServerRequest>(BROWSER_TO_DISPATCHER, message);
+  return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
+}
+
+export function isWebSocketUrl(candidate: string): boolean {
   try {
-    const url = new URL(text);
+    const url = new URL(candidate);
     return url.protocol === 'ws:' || url.protocol === 'wss:';
   } catch {
     return false;
@@ -246,8 +257,8 @@ export function ticketUrl(baseUrl: string, ticket: string): string {
 }
 
 /**
- * The dispatcher's reply to a text message on /stream: the tutorial has exactly one request, so
- * anything else is named back to the sender as an error (one text message, never a close).
+ * The dispatcher's reply to a text message on /stream that is neither the tutorial's request nor
+ * JSON: named back to the sender as an error (one text message, never a close).
  */
 export function streamErrorReply(received: string): string {
   const shown = received.length > 64 ? `${received.slice(0, 64)}…` : received;

@@ -1,0 +1,121 @@
+// Handing out servers: picks one through the lease store, signs its claim ticket, remembers the
+// answer for a request id, and gives a returning session its previous server back.
+
+import { sign } from 'hono/jwt';
+import { ticketUrl, type TicketClaims } from '../common/protocol.ts';
+import type { Clock } from './clock.ts';
+import type { DispatcherEvents } from './events.ts';
+import type { Allocation, LeaseStore } from './lease-store.ts';
+
+export interface AllocationRequest {
+  /** A retry with the same id gets the same answer while its claim lasts. */
+  requestId?: string | null;
+  /** The page's session, for sticky return. */
+  session?: string | null;
+  /**
+   * Whether to wait a moment for the session's previous server when its old client still holds
+   * it (a reloading page asks before its old socket's close has been reported).
+   */
+  waitForOwnServer?: boolean;
+}
+
+/** A server handed out: the URL with its ticket, and what is needed to take it back. */
+export interface Grant {
+  url: string;
+  serverId: string;
+  requestId: string | null;
+}
+
+export interface AllocatorOptions {
+  store: LeaseStore;
+  claimMs: number;
+  minHealth: number;
+  clock: Clock;
+  log(level: DispatcherEvents['log']['level'], message: string): void;
+}
+
+/** Long enough for a reloading page's old socket close to reach the render server and be reported. */
+const OWN_SERVER_WAIT_MS = 1500;
+
+export function createAllocator({ store, claimMs, minHealth, clock, log }: AllocatorOptions) {
+  // Requests with an id whose answer is being signed: a retry that overtakes the first attempt
+  // waits for it instead of reserving a second server. The answer itself is kept in the store.
+  const inFlight = new Map<string, Promise<Grant | null>>();
+  // Allocations waiting for a server's client to leave, by server id.
+  const releaseWaiters = new Map<string, Set<() => void>>();
+
+  function waitForRelease(serverId: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = releaseWaiters.get(serverId);
+      if (!waiters) releaseWaiters.set(serverId, (waiters = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) releaseWaiters.delete(serverId);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
+  }
+
+  async function pick({ session, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
+    if (session) {
+      const own = store.allocateSticky(session, clock.now(), claimMs, minHealth);
+      if (own) return own;
+      const held = waitForOwnServer ? store.heldBy(session, clock.now()) : null;
+      if (held) {
+        await waitForRelease(held, OWN_SERVER_WAIT_MS);
+        const back = store.allocateSticky(session, clock.now(), claimMs, minHealth);
+        if (back) return back;
+      }
+    }
+    return store.allocate(clock.now(), claimMs, minHealth, session ?? null);
+  }
+
+  async function reserve(request: AllocationRequest): Promise<Grant | null> {
+    const claim = await pick(request);
+    if (!claim) return null;
+    const now = clock.now();
+    const claims: TicketClaims = {
+      sub: claim.id,
+      jti: crypto.randomUUID(),
+      iat: Math.floor(now / 1000),
+      exp: Math.ceil(claim.claimExpires / 1000),
+      ...(request.session ? { sid: request.session } : {}),
+    };
+    const url = ticketUrl(claim.url, await sign(claims, claim.key, 'HS256'));
+    if (request.requestId) store.requests.save(request.requestId, { serverId: claim.id, url }, claim.claimExpires);
+    log('info', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
+    return { url, serverId: claim.id, requestId: request.requestId ?? null };
+  }
+
+  /** A free server's URL (with ticket), or null. A known request id gets its earlier answer. */
+  function allocate(request: AllocationRequest = {}): Promise<Grant | null> {
+    const { requestId } = request;
+    if (!requestId) return reserve(request);
+    const remembered = store.requests.find(requestId, clock.now());
+    if (remembered) return Promise.resolve({ ...remembered, requestId });
+    let pending = inFlight.get(requestId);
+    if (!pending) {
+      pending = reserve(request).finally(() => inFlight.delete(requestId));
+      inFlight.set(requestId, pending);
+    }
+    return pending;
+  }
+
+  return {
+    allocate,
+    /** Takes back a grant whose page left before it could be told: the server is free again at once. */
+    cancel(grant: Grant): void {
+      if (grant.requestId) store.requests.forget(grant.requestId);
+      if (store.release(grant.serverId, clock.now())) log('info', `took back server ${grant.serverId}: its page left before it got the URL`);
+    },
+    /** A server's client left: allocations waiting for it go on. */
+    released(serverId: string): void {
+      for (const done of [...(releaseWaiters.get(serverId) ?? [])]) done();
+    },
+  };
+}
+
+export type Allocator = ReturnType<typeof createAllocator>;

@@ -1,0 +1,130 @@
+// One render server's control connection: registration, heartbeats, client reports and drain,
+// each a lease-store transition. Anything that may free a server wakes the waiting room.
+
+import { CLOSE, encode, parseRenderMessage, type DispatcherToRender } from '../common/protocol.ts';
+import type { Allocator } from './allocator.ts';
+import type { Clock } from './clock.ts';
+import type { DispatcherEvents, EventSource } from './events.ts';
+import type { LeaseStore, ServerRow } from './lease-store.ts';
+import type { WaitingRoom } from './waiting-room.ts';
+
+/** A socket as the runtime adapter presents it. */
+export interface Link {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface Session {
+  message(text: string): Promise<void>;
+  closed(): void;
+}
+
+export interface ControlContext {
+  store: LeaseStore;
+  timings: { heartbeatMs: number; ttlMs: number };
+  graceMs: number;
+  clock: Clock;
+  events: EventSource<DispatcherEvents>;
+  allocator: Allocator;
+  room: WaitingRoom;
+  /** Expiries already announced: bookkeeping for events only, the store decides. */
+  announcedExpired: Set<string>;
+  announceDrain(row: ServerRow): void;
+}
+
+function randomKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function openControlSession(ctx: ControlContext, link: Link): Session {
+  const { store, timings, clock, events, announcedExpired } = ctx;
+  const conn = crypto.randomUUID();
+  let serverId: string | null = null;
+  // When the current client connected, for the waiting room's estimates.
+  let clientSince: number | null = null;
+  const reply = (message: DispatcherToRender) => link.send(encode(message));
+  const refuse = (error: string, field?: string) => reply({ type: 'error', error, ...(field ? { field } : {}) });
+  const log = (message: string) => events.emit('log', { level: 'info', message });
+  const wakeRoom = () => {
+    if (ctx.room.size() > 0) void ctx.room.serve();
+  };
+
+  function lostHold(): void {
+    // Another control connection registered this id since: this one speaks for nobody.
+    refuse('this connection no longer holds the lease (replaced by a newer registration)');
+    link.close(CLOSE.replaced, 'lease held by a newer connection');
+    serverId = null;
+  }
+
+  async function message(text: string): Promise<void> {
+    const parsed = parseRenderMessage(text);
+    if (!parsed.ok) return refuse(parsed.error, parsed.field);
+    const msg = parsed.value;
+    const now = clock.now();
+
+    if (msg.type === 'register') {
+      if (serverId !== null && serverId !== msg.id) {
+        return refuse(`this connection is registered as ${serverId}; open a new one for ${msg.id}`, 'id');
+      }
+      const result = store.register({
+        id: msg.id, url: msg.url, conn, client: msg.client, targetFps: msg.targetFps, newKey: randomKey(), now, ttlMs: timings.ttlMs,
+      });
+      serverId = msg.id;
+      announcedExpired.delete(msg.id);
+      for (const old of result.replaced) events.emit('server.lost', { ...old, reason: 'replaced' });
+      reply({
+        type: 'registered', id: msg.id, key: result.row.key,
+        heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, expiresAt: result.row.leaseExpires,
+      });
+      if (result.isNew) events.emit('server.new', { id: msg.id, url: msg.url });
+      log(`render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
+      return wakeRoom();
+    }
+
+    if (serverId === null) return refuse(`send register before ${msg.type}`, 'type');
+
+    if (msg.type === 'heartbeat') {
+      const row = store.heartbeat(serverId, conn, now, timings.ttlMs, msg);
+      if (!row) return lostHold();
+      if (announcedExpired.delete(serverId)) events.emit('server.new', { id: row.id, url: row.url });
+      reply({ type: 'lease', expiresAt: row.leaseExpires });
+      // A server back from a freeze, or healthy again, may be what a waiting page needs.
+      if (row.state === 'ready') wakeRoom();
+      return;
+    }
+
+    if (msg.type === 'drain') {
+      const row = store.drain(serverId, now);
+      if (row) ctx.announceDrain(row);
+      return;
+    }
+
+    const connected = msg.event === 'connected';
+    const row = store.setClient(serverId, conn, connected ? 'connected' : 'none', now, ctx.graceMs);
+    if (!row) return lostHold();
+    log(`render server ${serverId}: client ${msg.event}`);
+    if (connected) {
+      clientSince = now;
+      return;
+    }
+    if (clientSince !== null) ctx.room.sessionEnded(now - clientSince);
+    clientSince = null;
+    ctx.allocator.released(serverId);
+    wakeRoom();
+  }
+
+  function closed(): void {
+    if (serverId === null) return;
+    const before = store.get(serverId);
+    const row = store.disconnect(serverId, conn, clock.now());
+    // No row: a newer connection holds the lease, and this close says nothing about the server.
+    // A drained or expired server was announced lost already.
+    if (row && before?.state !== 'draining' && !announcedExpired.delete(row.id)) {
+      events.emit('server.lost', { id: row.id, url: row.url, reason: 'closed' });
+    }
+    serverId = null;
+  }
+
+  return { message, closed };
+}

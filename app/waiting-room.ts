@@ -1,0 +1,114 @@
+// The waiting room: pages that asked to wait when no server was free stand in a FIFO queue (kept
+// in the lease database), are told their position whenever it changes, and are handed a server
+// the moment one frees. Leaving the page leaves the queue at once.
+
+import type { DispatcherToBrowser, ServerRequest } from '../common/protocol.ts';
+import type { Allocator } from './allocator.ts';
+import type { Clock } from './clock.ts';
+import type { LeaseStore } from './lease-store.ts';
+
+export type Notify = (message: DispatcherToBrowser) => void;
+
+export interface WaitingRoomOptions {
+  store: LeaseStore;
+  allocator: Allocator;
+  maxQueue: number;
+  clock: Clock;
+}
+
+/** How much the newest finished session moves the mean used for wait estimates. */
+const SESSION_WEIGHT = 0.2;
+
+export function createWaitingRoom({ store, allocator, maxQueue, clock }: WaitingRoomOptions) {
+  const notifiers = new Map<string, Notify>();
+  const told = new Map<string, number>();
+  let meanSessionMs: number | null = null;
+  let serving = false;
+  let again = false;
+
+  function forget(conn: string): void {
+    notifiers.delete(conn);
+    told.delete(conn);
+  }
+
+  /** Expected wait for a place in line: whole rounds of sessions ending across the live servers. */
+  function estimate(position: number): number | undefined {
+    if (meanSessionMs === null) return undefined;
+    const servers = Math.max(1, store.liveCount(clock.now()));
+    return Math.round(meanSessionMs * Math.ceil(position / servers));
+  }
+
+  /** Tells every waiting page whose place changed where it now stands. */
+  function publish(): void {
+    const order = store.waiting.order();
+    order.forEach((conn, index) => {
+      const position = index + 1;
+      if (told.get(conn) === position) return;
+      told.set(conn, position);
+      const estimateMs = estimate(position);
+      notifiers.get(conn)?.({ type: 'queued', position, size: order.length, ...(estimateMs !== undefined ? { estimateMs } : {}) });
+    });
+  }
+
+  /**
+   * Hands free servers to the head of the line until either runs out. Runs one at a time: a call
+   * while it runs makes it go round once more, so no free server is left unnoticed.
+   */
+  async function serve(): Promise<void> {
+    if (serving) {
+      again = true;
+      return;
+    }
+    serving = true;
+    try {
+      do {
+        again = false;
+        for (let head = store.waiting.head(); head; head = store.waiting.head()) {
+          const notify = notifiers.get(head.conn);
+          if (!notify) {
+            store.waiting.leave(head.conn);
+            continue;
+          }
+          // The head's own old server is worth no wait here: others stand behind it.
+          const grant = await allocator.allocate({ session: head.session, requestId: head.requestId, waitForOwnServer: false });
+          if (!grant) break;
+          // The page may have left while its ticket was signed: then the server goes straight back.
+          if (!store.waiting.leave(head.conn)) {
+            allocator.cancel(grant);
+            continue;
+          }
+          forget(head.conn);
+          notify({ type: 'server_url', url: grant.url, ...(head.requestId ? { requestId: head.requestId } : {}) });
+        }
+        publish();
+      } while (again);
+    } finally {
+      serving = false;
+    }
+  }
+
+  return {
+    /** Puts a connection in line; refused with a reason when the room is full. */
+    join(conn: string, request: ServerRequest, notify: Notify): { ok: true } | { ok: false; reason: string } {
+      if (store.waiting.size() >= maxQueue) return { ok: false, reason: `the waiting room is full (${maxQueue} waiting)` };
+      store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null }, clock.now());
+      notifiers.set(conn, notify);
+      publish();
+      void serve();
+      return { ok: true };
+    },
+    leave(conn: string): void {
+      forget(conn);
+      if (store.waiting.leave(conn)) publish();
+    },
+    isWaiting: (conn: string): boolean => notifiers.has(conn),
+    size: (): number => store.waiting.size(),
+    serve,
+    /** A client's session ended after this long: the basis of wait estimates. */
+    sessionEnded(durationMs: number): void {
+      meanSessionMs = meanSessionMs === null ? durationMs : meanSessionMs * (1 - SESSION_WEIGHT) + durationMs * SESSION_WEIGHT;
+    },
+  };
+}
+
+export type WaitingRoom = ReturnType<typeof createWaitingRoom>;
