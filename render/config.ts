@@ -11,6 +11,8 @@ export interface RenderConfig {
   size: number;
   fps: number;
   quality: number;
+  /** Speed of the torus's turning, 1 as designed, 0 still. */
+  spin: number;
   /** Set by --public-url; otherwise derived from the bound address once listening. */
   publicUrl: string | null;
   /** The dispatcher's shared secret, if it has one. */
@@ -26,6 +28,8 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
   --size N            frame width and height in pixels, 16-2048 (default 512)
   --fps N             target frames per second, 1-240 (default 60)
   --quality N         JPEG quality, 1-100 (default 80)
+  --spin X            how fast the torus turns, 0-10 times the designed speed; 0 holds it
+                      still (default 1)
   --public-url URL    the ws:// URL browsers reach this server at, when it is not the bound
                       address (behind NAT or a proxy); default ws://HOST:PORT/stream
   --help              print this and exit
@@ -40,6 +44,7 @@ export function parseRenderArgs(argv: string[], env: Record<string, string | und
     size: { type: 'string' },
     fps: { type: 'string' },
     quality: { type: 'string' },
+    spin: { type: 'string' },
     'public-url': { type: 'string' },
     secret: { type: 'string' },
     help: { type: 'boolean' },
@@ -52,9 +57,16 @@ export function parseRenderArgs(argv: string[], env: Record<string, string | und
     size: v.size ? parseSize(v.size) : 512,
     fps: v.fps ? parsePositive('fps', v.fps, { max: 240 }) : 60,
     quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,
+    spin: v.spin ? parseSpin(v.spin) : 1,
     publicUrl: v['public-url'] ? parseWsUrl('public-url', v['public-url']) : null,
     secret: v.secret ?? env[SECRET_ENV] ?? null,
   };
+}
+
+function parseSpin(text: string): number {
+  const spin = Number(text);
+  if (text.trim() === '' || !(spin >= 0 && spin <= 10)) throw new UsageError(`--spin must be a number from 0 to 10, got "${text}"`);
+  return spin;
 }
 
 function parseSize(text: string): number {

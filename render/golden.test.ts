@@ -10,6 +10,7 @@ import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { encodeJpeg } from './encoder.ts';
 import { flipRows, type Renderer } from './renderer.ts';
+import type { Camera } from '../common/protocol.ts';
 import type { Pose } from './scene.ts';
 import { ensureDisplay, type Display } from './xvfb.ts';
 
@@ -24,6 +25,15 @@ const POSES: Record<string, Pose> = {
   'torus-front': { x: 0, y: 0 },
   'torus-tilted': { x: 0.6, y: 0.9 },
   'torus-edge': { x: 1.5, y: 0.2 },
+};
+
+/** Each golden image: a pose, and the camera (the default unless given). */
+const GOLDENS: Record<string, { pose: Pose; camera?: Camera }> = {
+  'torus-front': { pose: POSES['torus-front'] },
+  'torus-tilted': { pose: POSES['torus-tilted'] },
+  'torus-edge': { pose: POSES['torus-edge'] },
+  // The front pose seen by a camera moved off the default: orbited, raised and drawn back.
+  'torus-orbit': { pose: POSES['torus-front'], camera: { yaw: 0.8, pitch: 0.5, distance: 6 } },
 };
 
 let display: Display;
@@ -54,9 +64,9 @@ function compare(name: string, frame: Buffer, goldenName = name): { mismatched: 
 }
 
 describe('golden images', () => {
-  for (const [name, pose] of Object.entries(POSES)) {
+  for (const [name, { pose, camera }] of Object.entries(GOLDENS)) {
     test(`${name} matches tests/golden/${name}.png`, () => {
-      const frame = renderer.readFrame(pose);
+      const frame = renderer.readFrame(pose, camera);
       const path = join(GOLDEN_DIR, `${name}.png`);
       if (process.env.UPDATE_GOLDEN) {
         const png = new PNG({ width: SIZE, height: SIZE });
@@ -68,6 +78,12 @@ describe('golden images', () => {
       assert.ok(mismatched <= bound, `${mismatched} pixels differ (bound ${bound}); diff written to tests/output/`);
     });
   }
+
+  test('the camera changes the picture: the orbited view is not the front view', () => {
+    const frame = renderer.readFrame(GOLDENS['torus-orbit'].pose, GOLDENS['torus-orbit'].camera);
+    const { mismatched, bound } = compare('torus-orbit-vs-front', frame, 'torus-front');
+    assert.ok(mismatched > bound * 4, `only ${mismatched} pixels differ`);
+  });
 
   test('the check can fail: a frame at a different angle does not pass', () => {
     const frame = renderer.readFrame({ x: 0.6 + 0.15, y: 0.9 });

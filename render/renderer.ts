@@ -3,12 +3,13 @@
 
 import createGL from 'gl';
 import createREGL from 'regl';
+import type { Camera } from '../common/protocol.ts';
 import { createScene, type Pose } from './scene.ts';
 
 export interface Renderer {
   size: number;
-  /** Draws the pose and returns its pixels, RGBA, first row at the top. */
-  readFrame(pose: Pose): Buffer;
+  /** Draws the pose as the camera sees it and returns its pixels, RGBA, first row at the top. */
+  readFrame(pose: Pose, camera?: Camera): Buffer;
   destroy(): void;
 }
 
@@ -34,8 +35,8 @@ export function createRenderer(size: number): Renderer {
 
   return {
     size,
-    readFrame(pose) {
-      draw(pose);
+    readFrame(pose, camera) {
+      draw(pose, camera);
       regl.read({ data: pixels });
       const error = gl.getError();
       if (error !== gl.NO_ERROR) throw new Error(`GL error 0x${error.toString(16)} while drawing`);

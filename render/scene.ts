@@ -1,9 +1,11 @@
-// The scene: a lit torus turning about two axes. Draw commands are declared once, as data; the
-// per-frame angles come in as props and the camera is a scope command wrapping the draw.
+// The scene: a lit torus turning about two axes, seen by a camera orbiting it. Draw commands are
+// declared once, as data; the per-frame pose and camera come in as props, and the camera is a
+// scope command wrapping the draw.
 
 import type { Regl } from 'regl';
 import createTorusMesh from 'primitive-torus';
 import mat4 from 'gl-mat4';
+import { DEFAULT_CAMERA, type Camera } from '../common/protocol.ts';
 
 export interface Pose {
   /** Rotation about the x axis, radians. */
@@ -15,8 +17,14 @@ export interface Pose {
 /** How fast the torus turns, radians per second about each axis. */
 export const SPIN = { x: 0.7, y: 1.1 } as const;
 
-export function poseAt(seconds: number): Pose {
-  return { x: seconds * SPIN.x, y: seconds * SPIN.y };
+/** The pose after `seconds` of turning; `spin` scales the speed (0 holds the torus still). */
+export function poseAt(seconds: number, spin = 1): Pose {
+  return { x: seconds * SPIN.x * spin, y: seconds * SPIN.y * spin };
+}
+
+/** Where an orbiting camera stands: `distance` from the centre, turned by yaw, raised by pitch. */
+export function eyeOf({ yaw, pitch, distance }: Camera): [number, number, number] {
+  return [distance * Math.cos(pitch) * Math.sin(yaw), distance * Math.sin(pitch), distance * Math.cos(pitch) * Math.cos(yaw)];
 }
 
 const VERT = `
@@ -47,20 +55,19 @@ void main() {
   gl_FragColor = vec4(lit, 1.0);
 }`;
 
-export const CAMERA_EYE = [0, 0, 4];
 export const BACKGROUND: [number, number, number, number] = [0.07, 0.08, 0.1, 1];
 
 export function createScene(regl: Regl) {
   const torus = createTorusMesh({ majorRadius: 1, minorRadius: 0.4, majorSegments: 96, minorSegments: 48 });
   const projection = mat4.create();
-  const view = mat4.lookAt(mat4.create(), CAMERA_EYE, [0, 0, 0], [0, 1, 0]);
+  const view = mat4.create();
 
   const camera = regl({
     context: {
       projection: ({ viewportWidth, viewportHeight }) =>
         mat4.perspective(projection, Math.PI / 4, viewportWidth / viewportHeight, 0.1, 100),
-      view: () => view,
-      eye: () => CAMERA_EYE,
+      view: (_context, props: Camera) => mat4.lookAt(view, eyeOf(props), [0, 0, 0], [0, 1, 0]),
+      eye: (_context, props: Camera) => eyeOf(props),
     },
     uniforms: {
       projection: regl.context('projection' as never),
@@ -88,8 +95,8 @@ export function createScene(regl: Regl) {
     depth: { enable: true },
   });
 
-  return function draw(pose: Pose): void {
+  return function draw(pose: Pose, view: Camera = DEFAULT_CAMERA): void {
     regl.clear({ color: BACKGROUND, depth: 1 });
-    camera(() => drawTorus(pose));
+    camera(view, () => drawTorus(pose));
   };
 }

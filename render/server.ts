@@ -56,9 +56,11 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     log,
   });
   const stream = createFrameStream({
+    id,
     renderer,
     fps: config.fps,
     quality: config.quality,
+    spin: config.spin,
     onClient: (event) => {
       log(`client ${event}`);
       control.reportClient(event);
@@ -92,7 +94,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
         socket.once('close', early);
         wss.handleUpgrade(request, socket, head, (ws) => {
           socket.off('close', early);
-          stream.attach(ws);
+          stream.attach(ws, admission.session);
         });
       },
       (error) => refuse(socket, 500, `could not check the ticket: ${error}`),

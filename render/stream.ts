@@ -1,17 +1,23 @@
 // The frame loop for the render server's one client: draw, read, flip, encode, send, one complete
-// JPEG per binary message. It runs only while a client is attached, paces itself to the target
-// fps, and skips frames instead of queueing them when the client reads slower than we draw.
+// JPEG per binary message (with its metadata in a comment segment). It runs only while a client
+// is attached, paces itself to the target fps, and skips frames instead of queueing them when
+// the client reads slower than we draw. The client steers the camera with small JSON messages;
+// a bad one is answered with an error and never touches the frame loop.
 
 import type WebSocket from 'ws';
-import { CLOSE, type ClientState } from '../common/protocol.ts';
+import { withFrameMeta } from '../common/frame-meta.ts';
+import { CLOSE, DEFAULT_CAMERA, encode, parseBrowserToRender, type Camera, type ClientState, type RenderToBrowser } from '../common/protocol.ts';
 import { encodeJpeg } from './encoder.ts';
 import type { Renderer } from './renderer.ts';
 import { poseAt } from './scene.ts';
 
 export interface StreamOptions {
+  id: string;
   renderer: Renderer;
   fps: number;
   quality: number;
+  /** Speed of the torus's turning; 0 holds it still. */
+  spin: number;
   /** Bytes the socket may hold unsent before frames are skipped. */
   maxBuffered?: number;
   onClient(event: 'connected' | 'gone'): void;
@@ -34,15 +40,21 @@ const STATS_WINDOW_MS = 1000;
 const IDLE_PROBE_MS = 1000;
 const PROBE_WEIGHT = 0.3;
 
-export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
+export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
   const intervalMs = 1000 / fps;
   const epoch = Date.now();
+  const pose = () => poseAt((Date.now() - epoch) / 1000, spin);
   let client: WebSocket | null = null;
   // Set from the moment a ticket is admitted, before the handshake ends, so that two racing
   // upgrades can never both get in.
   let claimed = false;
   let stats: StreamStats = { fps: 0, frameMs: 0, framesSent: 0, framesSkipped: 0, client: 'none' };
   let sample = { start: performance.now(), frames: 0, workMs: 0 };
+  // The camera outlives a client of the same session: a page that reloads finds its view as it left it.
+  let camera: Camera = DEFAULT_CAMERA;
+  let cameraSession: string | null = null;
+  let inputSeq = -1;
+  let frameSeq = 0;
 
   function measure(workMs: number | null): void {
     if (workMs === null) stats.framesSkipped++;
@@ -67,9 +79,11 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
         measure(null);
       } else {
         const start = performance.now();
-        const jpeg = await encodeJpeg(renderer.readFrame(poseAt((Date.now() - epoch) / 1000)), renderer.size, quality);
+        const capturedAt = Date.now();
+        const shows = inputSeq;
+        const jpeg = await encodeJpeg(renderer.readFrame(pose(), camera), renderer.size, quality);
         if (client !== ws || ws.readyState !== ws.OPEN) break;
-        ws.send(jpeg, { binary: true });
+        ws.send(withFrameMeta(jpeg, { seq: frameSeq++, capturedAt, inputSeq: shows, fps: Math.round(stats.fps * 10) / 10 }), { binary: true });
         measure(performance.now() - start);
       }
       // Pace to the target; when behind, start the next frame at once but never try to catch up
@@ -79,14 +93,26 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
     }
   }
 
+  function onMessage(ws: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+    const reply = (message: RenderToBrowser) => ws.send(encode(message));
+    if (isBinary) return reply({ type: 'error', error: 'binary messages are not understood; send JSON text' });
+    const parsed = parseBrowserToRender(data.toString());
+    if (!parsed.ok) return reply({ type: 'error', error: parsed.error, ...(parsed.field ? { field: parsed.field } : {}) });
+    const msg = parsed.value;
+    if (msg.type === 'ping') return reply({ type: 'pong', t: msg.t, serverTime: Date.now() });
+    // Yaw wraps, so that a page spinning the view for ever never reaches the bound.
+    camera = { yaw: Math.atan2(Math.sin(msg.yaw), Math.cos(msg.yaw)), pitch: msg.pitch, distance: msg.distance };
+    inputSeq = msg.seq;
+  }
+
   const idleProbe = setInterval(() => {
     if (claimed) return;
     const start = performance.now();
-    encodeJpeg(renderer.readFrame(poseAt((Date.now() - epoch) / 1000)), renderer.size, quality).then(
+    encodeJpeg(renderer.readFrame(pose(), camera), renderer.size, quality).then(
       () => {
         // Smoothed, so that one frame slowed by a passing load does not make the server look sick.
-        const sample = performance.now() - start;
-        if (!claimed) stats.frameMs = stats.frameMs ? stats.frameMs * (1 - PROBE_WEIGHT) + sample * PROBE_WEIGHT : sample;
+        const took = performance.now() - start;
+        if (!claimed) stats.frameMs = stats.frameMs ? stats.frameMs * (1 - PROBE_WEIGHT) + took * PROBE_WEIGHT : took;
       },
       (error) => log(`idle probe frame failed: ${error instanceof Error ? error.message : error}`),
     );
@@ -111,16 +137,22 @@ export function createFrameStream({ renderer, fps, quality, maxBuffered = 4 * 10
     release(): void {
       if (!client) claimed = false;
     },
-    attach(ws: WebSocket): void {
+    /** Starts streaming to the admitted client; `session` is the page's session from its ticket. */
+    attach(ws: WebSocket, session: string | null): void {
       client = ws;
+      if (session === null || session !== cameraSession) {
+        camera = DEFAULT_CAMERA;
+        inputSeq = -1;
+      }
+      cameraSession = session;
+      frameSeq = 0;
       stats = { ...stats, client: 'connected' };
       sample = { start: performance.now(), frames: 0, workMs: 0 };
       onClient('connected');
       ws.on('close', () => detach(ws));
       ws.on('error', () => detach(ws));
-      ws.on('message', () => {
-        ws.send(JSON.stringify({ type: 'error', error: 'this render server takes no messages from its client' }));
-      });
+      ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));
+      ws.send(encode({ type: 'hello', id, size: renderer.size, targetFps: fps, camera }));
       run(ws).catch((error) => {
         log(`frame loop failed: ${error instanceof Error ? error.message : error}`);
         ws.close(CLOSE.goingAway, 'render server failed to draw');

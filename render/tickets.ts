@@ -5,7 +5,7 @@ import { verify } from 'hono/jwt';
 import { JwtTokenExpired } from 'hono/utils/jwt/types';
 import { TICKET_PARAM } from '../common/protocol.ts';
 
-export type Admission = { ok: true; jti: string } | { ok: false; status: number; reason: string };
+export type Admission = { ok: true; jti: string; session: string | null } | { ok: false; status: number; reason: string };
 
 export interface TicketGate {
   /** Checks the upgrade request's URL; a ticket that passes is spent and the client slot taken. */
@@ -50,7 +50,7 @@ export function createTicketGate({ identity, claim, now = Date.now }: GateOption
     // Checked after the ticket so that a bad ticket learns it is bad, not that the server is busy.
     if (!claim()) return { ok: false, status: 409, reason: 'busy: another client is streaming from this server' };
     spent.set(jti, exp);
-    return { ok: true, jti };
+    return { ok: true, jti, session: typeof claims.sid === 'string' ? claims.sid : null };
   }
 
   return { admit };

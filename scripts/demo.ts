@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { configFromArgv, parseFlags, parsePort } from '../common/cli.ts';
 
-const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512]`;
+const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512] [--spin 1]`;
 
 function parse(argv: string[]) {
   const values = parseFlags(argv, {
@@ -12,6 +12,7 @@ function parse(argv: string[]) {
     'render-ports': { type: 'string' },
     db: { type: 'string' },
     size: { type: 'string' },
+    spin: { type: 'string' },
     help: { type: 'boolean' },
   });
   if (values.help) return null;
@@ -21,6 +22,7 @@ function parse(argv: string[]) {
     db: values.db ?? 'dispatcher.db',
     // Passed to each render server, which checks it.
     size: values.size ?? '512',
+    spin: values.spin ?? '1',
   };
 }
 
@@ -58,7 +60,7 @@ process.on('SIGTERM', () => void stop(0));
 
 start('dispatcher', ['bun', 'app/main.ts', '--port', String(options.dispatcherPort), '--db', options.db]);
 for (const port of options.renderPorts) {
-  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs, '--size', options.size]);
+  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs, '--size', options.size, '--spin', options.spin]);
 }
 
 // Ready when every render server can be handed out; say where to look.

@@ -107,6 +107,8 @@ export async function askDispatcher(dispatcherPort: number): Promise<string> {
 export interface FrameClient {
   ws: WebSocket;
   frames: Buffer[];
+  /** The text messages, parsed, in order. */
+  texts: Record<string, unknown>[];
   closed: Promise<{ code: number; reason: string }>;
 }
 
@@ -114,12 +116,14 @@ export interface FrameClient {
 export function connectFrames(url: string): Promise<FrameClient> {
   const ws = new WebSocket(url);
   const frames: Buffer[] = [];
+  const texts: Record<string, unknown>[] = [];
   ws.on('message', (data, isBinary) => {
     if (isBinary) frames.push(data as Buffer);
+    else texts.push(JSON.parse(data.toString()));
   });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ ws, frames, closed }));
+    ws.once('open', () => resolve({ ws, frames, texts, closed }));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (chunk) => (body += chunk));

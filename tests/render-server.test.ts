@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { readFrameMeta } from '../common/frame-meta.ts';
 import { askDispatcher, connectFrames, freePort, servers, startDispatcher, startProcess, startRender, waitFor, type Proc } from './helpers.ts';
 
 const isJpeg = (frame: Buffer) => frame[0] === 0xff && frame[1] === 0xd8 && frame.at(-2) === 0xff && frame.at(-1) === 0xd9;
@@ -50,6 +51,38 @@ describe('dispatcher and render server, as processes', () => {
     await assert.rejects(connectFrames(`ws://127.0.0.1:${renderPort}/stream`), { status: 401 });
     await assert.rejects(connectFrames(url), { status: 403, body: 'ticket already used' });
 
+    client.ws.close();
+    await waitFor('the server to be free again', async () => (await servers(dispatcherPort))[0].state === 'ready');
+  });
+
+  test('the client steers the camera: good input shows in the frames, bad input is refused and changes nothing', async () => {
+    const client = await connectFrames(await askDispatcher(dispatcherPort));
+    const { texts } = client;
+    await waitFor('frames', () => client.frames.length >= 2);
+    assert.deepEqual(texts[0], { type: 'hello', id: (await servers(dispatcherPort))[0].id, size: 128, targetFps: 30, camera: { yaw: 0, pitch: 0, distance: 4 } });
+    assert.equal(readFrameMeta(client.frames[0])?.inputSeq, -1);
+
+    client.ws.send(JSON.stringify({ type: 'camera', seq: 7, yaw: 0.8, pitch: 0.5, distance: 6 }));
+    await waitFor('a frame showing input 7', () => client.frames.some((f) => readFrameMeta(f)?.inputSeq === 7));
+    const metas = client.frames.map((f) => readFrameMeta(f)!);
+    assert.deepEqual(metas.map((m) => m.seq), metas.map((_, i) => i), 'frames are numbered in order');
+
+    for (const [bad, field] of [
+      [{ type: 'camera', seq: 8, yaw: 0, pitch: 3, distance: 6 }, 'pitch'],
+      [{ type: 'camera', seq: 8, yaw: 0, pitch: 0, distance: 'far' }, 'distance'],
+      [{ type: 'zoom' }, 'type'],
+    ] as const) {
+      client.ws.send(JSON.stringify(bad));
+      await waitFor(`the error for ${field}`, () => texts.some((t) => t.type === 'error' && t.field === field));
+    }
+    client.ws.send('not json');
+    await waitFor('the error for bad JSON', () => texts.some((t) => t.type === 'error' && t.error === 'message is not valid JSON'));
+    const after = client.frames.length;
+    await waitFor('frames after bad input', () => client.frames.length > after + 3);
+    assert.equal(readFrameMeta(client.frames.at(-1)!)?.inputSeq, 7, 'the frames still show the last good input');
+
+    client.ws.send(JSON.stringify({ type: 'ping', t: 12345 }));
+    await waitFor('the pong', () => texts.some((t) => t.type === 'pong' && t.t === 12345 && typeof t.serverTime === 'number'));
     client.ws.close();
     await waitFor('the server to be free again', async () => (await servers(dispatcherPort))[0].state === 'ready');
   });
