@@ -131,7 +131,7 @@ describe('drain and health', () => {
   test('a server that renders far below its target is not handed out, and says why', async () => {
     const { session } = await registered();
     await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 200, client: 'none' }));
-    expect(dispatcher.list()[0].reason).toBe('unhealthy: 200.0ms a frame allows 5.0 fps, under 20% of its 60 fps target');
+    expect(dispatcher.list()[0].reason).toBe('unhealthy: 200.0ms a frame allows 5.0 fps, under 10% of its 60 fps target');
     expect(await answer('get_server_url')).toBe(NONE);
     await session.message(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 20, client: 'none' }));
     expect(dispatcher.list()[0].reason).toBeNull();

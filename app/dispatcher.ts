@@ -36,7 +36,7 @@ export interface Policy {
   maxQueue: number;
 }
 
-export const DEFAULT_POLICY: Policy = { minHealth: 0.2, graceMs: 15_000, maxQueue: 100 };
+export const DEFAULT_POLICY: Policy = { minHealth: 0.1, graceMs: 15_000, maxQueue: 100 };
 
 export interface DispatcherOptions {
   store: LeaseStore;

@@ -16,6 +16,16 @@ describe('http routes', () => {
     expect(await page.text()).toContain('<script src="protocol.js">');
     const script = await app.request('/protocol.js');
     expect(await script.text()).toContain('RenderDispatchProtocol');
+    for (const name of ['session.js', 'camera.js', 'stats.js', 'main.js']) {
+      const response = await app.request(`/${name}`);
+      expect([name, response.status, response.headers.get('content-type')]).toEqual([name, 200, 'text/javascript; charset=utf-8']);
+    }
+  });
+
+  test('nothing else is served from the client folder', async () => {
+    for (const path of ['/nope.js', '/..%2Fpackage.json', '/index.test.ts']) {
+      expect((await app.request(path)).status).toBe(404);
+    }
   });
 
   test('GET /v1/servers lists servers with their state', async () => {

@@ -22,11 +22,8 @@ export interface AppOptions {
 /** Every message either socket takes is a small JSON object or a short line; anything larger is refused unread. */
 const MAX_MESSAGE = 16 * 1024;
 
-const CLIENT_FILES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/protocol.js': { file: 'protocol.js', type: 'text/javascript; charset=utf-8' },
-};
+/** The page's files: a flat folder of HTML and classic scripts. */
+const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8' };
 
 const requireUpgrade: MiddlewareHandler = async (c, next) => {
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
@@ -74,12 +71,15 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
   const app = new Hono();
   const authorized = requireSecret(secret);
 
-  for (const [path, { file, type }] of Object.entries(CLIENT_FILES)) {
-    app.get(path, async (c) => {
-      const body = await readFile(join(clientDir, file));
-      return c.body(body, 200, { 'content-type': type, 'cache-control': 'no-cache' });
+  async function clientFile(name: string): Promise<Response> {
+    const body = await readFile(join(clientDir, name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new HTTPException(404, { message: `no client file ${name}` });
+      throw error;
     });
+    return new Response(body, { headers: { 'content-type': CONTENT_TYPES[name.split('.').pop()!], 'cache-control': 'no-cache' } });
   }
+  app.get('/', () => clientFile('index.html'));
+  app.get('/:file{[a-z-]+\\.(?:html|js)}', (c) => clientFile(c.req.param('file')));
 
   app.get(PATHS.servers, (c) => c.json({ servers: dispatcher.list() }));
 

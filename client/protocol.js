@@ -1,6 +1,24 @@
 // Generated from common/browser.ts by bun run build:client: do not edit.
 (() => {
 
+  // common/frame-meta.ts
+  var SOI = [255, 216];
+  var COM = [255, 254];
+  var MAX_SEGMENT = 65535 - 2;
+  function readFrameMeta(bytes) {
+    if (bytes.length < 6 || bytes[0] !== SOI[0] || bytes[1] !== SOI[1] || bytes[2] !== COM[0] || bytes[3] !== COM[1])
+      return null;
+    const length = bytes[4] << 8 | bytes[5];
+    if (length < 2 || 4 + length > bytes.length)
+      return null;
+    try {
+      const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(6, 4 + length)));
+      return typeof meta?.seq === "number" && typeof meta?.capturedAt === "number" ? meta : null;
+    } catch {
+      return null;
+    }
+  }
+
   // common/validate.ts
   var MAX_STRING = 2048;
   function text({ min = 1, max = MAX_STRING, pattern, like } = {}) {
@@ -23,6 +41,31 @@
   function optional(check) {
     return (value) => value === undefined ? null : check(value);
   }
+  function parseWith(registry, text) {
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      return { ok: false, error: "message is not valid JSON" };
+    }
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      return { ok: false, error: "message must be a JSON object" };
+    }
+    const record = data;
+    const type = record.type;
+    if (typeof type !== "string" || !Object.hasOwn(registry, type)) {
+      return { ok: false, field: "type", error: `type must be one of ${Object.keys(registry).join(", ")}` };
+    }
+    const value = { type };
+    for (const [field, check] of Object.entries(registry[type])) {
+      const problem = check(record[field]);
+      if (problem)
+        return { ok: false, field, error: `${type}.${field} ${problem}` };
+      if (record[field] !== undefined)
+        value[field] = record[field];
+    }
+    return { ok: true, value };
+  }
 
   // common/protocol.ts
   var GET_SERVER_URL = "get_server_url";
@@ -44,6 +87,7 @@
     replaced: 4000,
     badMessage: 4001
   };
+  var DEFAULT_CAMERA = { yaw: 0, pitch: 0, distance: 4 };
   var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };
   var SESSION = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: "letters, digits, _ and -" });
   var CLIENT_STATE = oneOf("none", "connected");
@@ -92,6 +136,11 @@
     pong: { t: number(), serverTime: number() },
     error: ERROR
   };
+  var parseDispatcherAnswer = (text) => parseWith(DISPATCHER_TO_BROWSER, text);
+  var parseRenderToBrowser = (text) => parseWith(RENDER_TO_BROWSER, text);
+  function encode(message) {
+    return JSON.stringify(message);
+  }
   function isWebSocketUrl(candidate) {
     try {
       const url = new URL(candidate);
@@ -103,6 +152,20 @@
 
   // common/browser.ts
   Object.assign(globalThis, {
-    RenderDispatchProtocol: Object.freeze({ CLOSE, DEFAULT_DISPATCHER_URL, GET_SERVER_URL, NONE, PATHS, TICKET_PARAM, isWebSocketUrl })
+    RenderDispatchProtocol: Object.freeze({
+      CAMERA_LIMITS,
+      CLOSE,
+      DEFAULT_CAMERA,
+      DEFAULT_DISPATCHER_URL,
+      GET_SERVER_URL,
+      NONE,
+      PATHS,
+      TICKET_PARAM,
+      encode,
+      isWebSocketUrl,
+      parseDispatcherAnswer,
+      parseRenderToBrowser,
+      readFrameMeta
+    })
   });
 })();

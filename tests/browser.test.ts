@@ -7,38 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, sampleCanvas, viewOf, type CanvasSample } from './browser-helpers.ts';
 import { ROOT, freePort, servers, startProcess, waitFor, type Proc } from './helpers.ts';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// As root in a sandbox with no network: no sandbox, no GPU, and none of Chromium's own traffic.
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-interface CanvasSample {
-  hash: number;
-  torusShare: number;
-  brightest: number;
-}
-
-/** A fingerprint of the page's canvas, and how much of it is torus rather than background. */
-function sampleCanvas(page: Page): Promise<CanvasSample> {
-  return page.evaluate(() => {
-    const canvas = document.getElementById('frame') as HTMLCanvasElement;
-    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
-    let hash = 2166136261;
-    let torus = 0;
-    let brightest = 0;
-    const [r0, g0, b0] = [data[0], data[1], data[2]];
-    for (let i = 0; i < data.length; i += 4) {
-      hash = Math.imul(hash ^ data[i] ^ (data[i + 1] << 8) ^ (data[i + 2] << 16), 16777619);
-      if (Math.abs(data[i] - r0) + Math.abs(data[i + 1] - g0) + Math.abs(data[i + 2] - b0) > 24) torus++;
-      brightest = Math.max(brightest, data[i] + data[i + 1] + data[i + 2]);
-    }
-    return { hash, torusShare: torus / (data.length / 4), brightest };
-  });
-}
-
-const viewOf = (page: Page) => page.evaluate(() => (window as unknown as { renderDispatch: { state: string; framesShown: number; server: string | null } }).renderDispatch);
 
 describe('pages in Chromium against the demo', () => {
   let demo: Proc;
@@ -53,7 +24,7 @@ describe('pages in Chromium against the demo', () => {
     demo = startProcess('bun', ['scripts/demo.ts', '--dispatcher-port', String(dispatcherPort), '--render-ports', renderPorts.join(','), '--db', ':memory:', '--size', '128']);
     await demo.waitForOutput(/demo: ready/, 60_000);
     pageUrl = `file://${join(ROOT, 'client', 'index.html')}?dispatcher=ws://127.0.0.1:${dispatcherPort}/stream`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
 
   after(async () => {
@@ -97,8 +68,9 @@ describe('pages in Chromium against the demo', () => {
     await waitFor('the none state', async () => (await viewOf(fourth)).state === 'none');
     const status = fourth.locator('#status');
     assert.equal(await status.isVisible(), true);
-    assert.equal(await status.innerText(), 'No render server available. Please try again later.');
+    assert.equal(await status.innerText(), 'No render server available.');
     assert.equal(await fourth.locator('#retry').isVisible(), true);
+    assert.equal(await fourth.locator('#wait').isVisible(), true, 'it offers to wait');
     pages.push(fourth);
   });
 

@@ -1,0 +1,150 @@
+// Wires the page: the session's states to the status line and buttons, frames to the canvas,
+// the camera control to the session, the stats to the overlay. What the page shows is also kept
+// in window.renderDispatch, for tests and for curious users in the console.
+// A classic script (pages opened from disk cannot load modules).
+'use strict';
+(function () {
+  var P = window.RenderDispatchProtocol;
+  var canvas = document.getElementById('frame');
+  var context = canvas.getContext('2d');
+  var statusEl = document.getElementById('status');
+  var serverEl = document.getElementById('server');
+  var waitButton = document.getElementById('wait');
+  var retryButton = document.getElementById('retry');
+  var statsButton = document.getElementById('stats-toggle');
+  var overlay = document.getElementById('stats');
+
+  function dispatcherUrl() {
+    var given = new URLSearchParams(location.search).get('dispatcher');
+    if (given) return given;
+    if (location.protocol === 'http:' || location.protocol === 'https:') {
+      return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + P.PATHS.stream;
+    }
+    return P.DEFAULT_DISPATCHER_URL;
+  }
+
+  var view = window.renderDispatch = {
+    state: 'idle', message: '', framesShown: 0, fps: 0, server: null,
+    position: null, queueSize: null, estimateMs: null, camera: null, session: null,
+    // The seq of the last camera input sent, and the one the frame on screen shows.
+    inputSent: -1, inputShown: -1,
+  };
+
+  function setState(state, message, details) {
+    details = details || {};
+    if (state === 'notice') {
+      serverEl.textContent = message;
+      return;
+    }
+    view.state = state;
+    view.message = message;
+    if (details.server) {
+      view.server = details.server;
+      serverEl.textContent = 'Render server: ' + details.server;
+    }
+    view.position = state === 'waiting' ? details.position : null;
+    view.queueSize = state === 'waiting' ? details.size : null;
+    view.estimateMs = state === 'waiting' && details.estimateMs !== undefined ? details.estimateMs : null;
+    statusEl.dataset.state = state;
+    statusEl.textContent = message + (state === 'none' && details.reason && details.reason !== 'no render server is free' ? ' (' + details.reason + ')' : '');
+    waitButton.hidden = !(state === 'none' && details.canWait);
+    retryButton.hidden = !(state === 'none' || state === 'disconnected' || state === 'error');
+  }
+
+  var stats = window.RenderDispatchStats();
+  var session;
+  var camera = window.RenderDispatchCamera(canvas, function (next) {
+    view.camera = next;
+    var seq = session.sendCamera(next);
+    if (seq >= 0) view.inputSent = seq;
+    stats.inputSent(seq);
+  });
+
+  // Decode at most one frame at a time and keep only the newest waiting: a page that falls
+  // behind skips frames instead of queueing them.
+  var decoding = false;
+  var waiting = null;
+  var lastStatusAt = 0;
+
+  function show(buffer, meta) {
+    if (decoding) {
+      waiting = { buffer: buffer, meta: meta };
+      return;
+    }
+    decoding = true;
+    createImageBitmap(new Blob([buffer], { type: 'image/jpeg' })).then(function (bitmap) {
+      if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+      }
+      context.drawImage(bitmap, 0, 0);
+      bitmap.close();
+      stats.frameShown(buffer.byteLength, meta);
+      view.framesShown += 1;
+      if (meta) view.inputShown = meta.inputSeq;
+      view.fps = stats.snapshot().fps;
+      var now = performance.now();
+      if (view.state !== 'streaming' || now - lastStatusAt > 500) {
+        lastStatusAt = now;
+        setState('streaming', 'Streaming, ' + view.fps + ' fps');
+      }
+    }, function (error) {
+      setState('error', 'Could not decode a frame: ' + error.message);
+    }).then(function () {
+      decoding = false;
+      if (waiting) {
+        var next = waiting;
+        waiting = null;
+        show(next.buffer, next.meta);
+      }
+    });
+  }
+
+  function kib(bytes) {
+    return (bytes / 1024).toFixed(1) + ' KiB';
+  }
+
+  function renderOverlay() {
+    var s = view.stats = stats.snapshot();
+    overlay.textContent = [
+      'server      ' + (view.server || '-'),
+      'received    ' + s.fps + ' fps',
+      'server fps  ' + s.serverFps,
+      'frame       ' + kib(s.frameBytes),
+      'throughput  ' + kib(s.bytesPerSecond) + '/s',
+      'latency     ' + (s.latencyMs === null ? '-' : s.latencyMs + ' ms') + ' capture to display',
+      'input       ' + (s.inputLatencyMs === null ? '-' : s.inputLatencyMs + ' ms') + ' to the first frame showing it',
+    ].join('\n');
+  }
+
+  function toggleStats() {
+    overlay.hidden = !overlay.hidden;
+    statsButton.setAttribute('aria-pressed', String(!overlay.hidden));
+    if (!overlay.hidden) renderOverlay();
+  }
+  setInterval(function () {
+    if (!overlay.hidden) renderOverlay();
+  }, 250);
+
+  session = window.RenderDispatchSession(dispatcherUrl(), {
+    state: setState,
+    hello: function (hello) {
+      camera.set(hello.camera);
+      view.camera = hello.camera;
+      view.inputSent = -1;
+      view.inputShown = -1;
+    },
+    frame: show,
+    pong: stats.clockOffset,
+  });
+  view.session = session.session;
+
+  waitButton.addEventListener('click', function () { session.start(true); });
+  retryButton.addEventListener('click', function () { session.start(false); });
+  statsButton.addEventListener('click', toggleStats);
+  document.addEventListener('keydown', function (event) {
+    if (event.key === 's' && !event.ctrlKey && !event.metaKey && !event.altKey) toggleStats();
+  });
+
+  session.start(new URLSearchParams(location.search).get('wait') === '1');
+})();
