@@ -5,7 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, configFromArgv, UsageError } from '../common/cli.ts';
-import { FULL, SMOKE, failureTable, runFailureDetection } from './failure-detection.ts';
+import * as failure from './failure-detection.ts';
+import * as input from './input-latency.ts';
 
 interface Bench {
   run(smoke: boolean): Promise<{ table: string; raw: unknown }>;
@@ -14,8 +15,14 @@ interface Bench {
 const BENCHES: Record<string, Bench> = {
   'failure-detection': {
     async run(smoke) {
-      const result = await runFailureDetection(smoke ? SMOKE : FULL);
-      return { table: failureTable(result), raw: result };
+      const result = await failure.runFailureDetection(smoke ? failure.SMOKE : failure.FULL);
+      return { table: failure.failureTable(result), raw: result };
+    },
+  },
+  'input-latency': {
+    async run(smoke) {
+      const result = await input.runInputLatency(smoke ? input.SMOKE : input.FULL);
+      return { table: input.inputLatencyTable(result), raw: result };
     },
   },
 };

@@ -82,7 +82,8 @@
       stats.frameShown(buffer.byteLength, meta);
       view.framesShown += 1;
       if (meta) view.inputShown = meta.inputSeq;
-      view.fps = stats.snapshot().fps;
+      view.stats = stats.snapshot();
+      view.fps = view.stats.fps;
       var now = performance.now();
       if (view.state !== 'streaming' || now - lastStatusAt > 500) {
         lastStatusAt = now;
