@@ -28,13 +28,20 @@
     position: null, queueSize: null, estimateMs: null, camera: null, session: null,
     // The seq of the last camera input sent, and the one the frame on screen shows.
     inputSent: -1, inputShown: -1,
+    // The last states the page went through, oldest first: what happened, after the fact.
+    history: [],
   };
+  var HISTORY = 20;
 
   function setState(state, message, details) {
     details = details || {};
     if (state === 'notice') {
       serverEl.textContent = message;
       return;
+    }
+    if (state !== view.state || message !== view.message) {
+      if (state !== 'streaming' || view.state !== 'streaming') view.history.push({ state: state, message: message, at: Date.now() });
+      if (view.history.length > HISTORY) view.history.shift();
     }
     view.state = state;
     view.message = message;

@@ -1,5 +1,44 @@
 // Generated from common/browser.ts by bun run build:client: do not edit.
 (() => {
+  var __defProp = Object.defineProperty;
+  var __returnValue = (v) => v;
+  function __exportSetter(name, newValue) {
+    this[name] = __returnValue.bind(null, newValue);
+  }
+  var __export = (target, all) => {
+    for (var name in all)
+      __defProp(target, name, {
+        get: all[name],
+        enumerable: true,
+        configurable: true,
+        set: __exportSetter.bind(all, name)
+      });
+  };
+
+  // common/protocol.ts
+  var exports_protocol = {};
+  __export(exports_protocol, {
+    CAMERA_LIMITS: () => CAMERA_LIMITS,
+    CLOSE: () => CLOSE,
+    DEFAULT_CAMERA: () => DEFAULT_CAMERA,
+    DEFAULT_DISPATCHER_PORT: () => DEFAULT_DISPATCHER_PORT,
+    DEFAULT_DISPATCHER_URL: () => DEFAULT_DISPATCHER_URL,
+    GET_SERVER_URL: () => GET_SERVER_URL,
+    NONE: () => NONE,
+    PATHS: () => PATHS,
+    SECRET_ENV: () => SECRET_ENV,
+    TICKET_PARAM: () => TICKET_PARAM,
+    encode: () => encode,
+    isWebSocketUrl: () => isWebSocketUrl,
+    parseBrowserToRender: () => parseBrowserToRender,
+    parseDispatcherAnswer: () => parseDispatcherAnswer,
+    parseDispatcherMessage: () => parseDispatcherMessage,
+    parseRenderMessage: () => parseRenderMessage,
+    parseRenderToBrowser: () => parseRenderToBrowser,
+    parseStreamRequest: () => parseStreamRequest,
+    streamErrorReply: () => streamErrorReply,
+    ticketUrl: () => ticketUrl
+  });
 
   // common/frame-meta.ts
   var SOI = [255, 216];
@@ -77,6 +116,7 @@
     control: "/v1/control",
     servers: "/v1/servers"
   };
+  var SECRET_ENV = "RENDER_DISPATCH_SECRET";
   var TICKET_PARAM = "ticket";
   var CLOSE = {
     normal: 1000,
@@ -136,10 +176,21 @@
     pong: { t: number(), serverTime: number() },
     error: ERROR
   };
+  var parseRenderMessage = (text) => parseWith(RENDER_TO_DISPATCHER, text);
+  var parseDispatcherMessage = (text) => parseWith(DISPATCHER_TO_RENDER, text);
   var parseDispatcherAnswer = (text) => parseWith(DISPATCHER_TO_BROWSER, text);
+  var parseBrowserToRender = (text) => parseWith(BROWSER_TO_RENDER, text);
   var parseRenderToBrowser = (text) => parseWith(RENDER_TO_BROWSER, text);
   function encode(message) {
     return JSON.stringify(message);
+  }
+  function parseStreamRequest(message) {
+    if (message === GET_SERVER_URL)
+      return { ok: true, value: { type: "get_server_url", json: false } };
+    if (!message.startsWith("{"))
+      return { ok: false, error: streamErrorReply(message) };
+    const parsed = parseWith(BROWSER_TO_DISPATCHER, message);
+    return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
   }
   function isWebSocketUrl(candidate) {
     try {
@@ -149,23 +200,16 @@
       return false;
     }
   }
+  function ticketUrl(baseUrl, ticket) {
+    const url = new URL(baseUrl);
+    url.searchParams.set(TICKET_PARAM, ticket);
+    return url.toString();
+  }
+  function streamErrorReply(received) {
+    const shown = received.length > 64 ? `${received.slice(0, 64)}…` : received;
+    return `error: unknown request ${JSON.stringify(shown)}; send "${GET_SERVER_URL}"`;
+  }
 
   // common/browser.ts
-  Object.assign(globalThis, {
-    RenderDispatchProtocol: Object.freeze({
-      CAMERA_LIMITS,
-      CLOSE,
-      DEFAULT_CAMERA,
-      DEFAULT_DISPATCHER_URL,
-      GET_SERVER_URL,
-      NONE,
-      PATHS,
-      TICKET_PARAM,
-      encode,
-      isWebSocketUrl,
-      parseDispatcherAnswer,
-      parseRenderToBrowser,
-      readFrameMeta
-    })
-  });
+  Object.assign(globalThis, { RenderDispatchProtocol: Object.freeze({ ...exports_protocol, readFrameMeta }) });
 })();

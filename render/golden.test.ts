@@ -12,7 +12,7 @@ import { encodeJpeg } from './encoder.ts';
 import { flipRows, type Renderer } from './renderer.ts';
 import type { Camera } from '../common/protocol.ts';
 import type { Pose } from './scene.ts';
-import { ensureDisplay, type Display } from './xvfb.ts';
+import { openHeadlessRenderer, type HeadlessRenderer } from './headless.ts';
 
 const SIZE = 128;
 const GOLDEN_DIR = join(import.meta.dirname, '..', 'tests', 'golden');
@@ -36,18 +36,14 @@ const GOLDENS: Record<string, { pose: Pose; camera?: Camera }> = {
   'torus-orbit': { pose: POSES['torus-front'], camera: { yaw: 0.8, pitch: 0.5, distance: 6 } },
 };
 
-let display: Display;
+let headless: HeadlessRenderer;
 let renderer: Renderer;
 
 before(async () => {
-  display = await ensureDisplay();
-  const { createRenderer } = await import('./renderer.ts');
-  renderer = createRenderer(SIZE);
+  headless = await openHeadlessRenderer(SIZE);
+  renderer = headless.renderer;
 });
-after(() => {
-  renderer?.destroy();
-  display?.stop();
-});
+after(() => headless?.close());
 
 /** Mismatched pixels between a frame and a golden PNG; writes a diff PNG when over the bound. */
 function compare(name: string, frame: Buffer, goldenName = name): { mismatched: number; bound: number } {

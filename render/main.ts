@@ -3,8 +3,8 @@
 
 import { configFromArgv } from '../common/cli.ts';
 import { RENDER_USAGE, parseRenderArgs } from './config.ts';
+import { openHeadlessRenderer } from './headless.ts';
 import { startRenderServer } from './server.ts';
-import { ensureDisplay } from './xvfb.ts';
 
 const config = configFromArgv('render', RENDER_USAGE, parseRenderArgs);
 
@@ -12,10 +12,7 @@ const tag = `render :${config.port}`;
 const log = (message: string) => console.log(`${tag}: ${message}`);
 
 try {
-  const display = await ensureDisplay();
-  // gl opens the display when a context is made, so it is loaded only once DISPLAY is set.
-  const { createRenderer } = await import('./renderer.ts');
-  const renderer = createRenderer(config.size);
+  const { renderer, display, close: closeRenderer } = await openHeadlessRenderer(config.size);
   const running = await startRenderServer(config, renderer, log);
   log(`streaming ${config.size}x${config.size} at up to ${config.fps} fps on ${running.publicUrl} (display ${display.name}), dispatcher ${config.dispatcher}`);
 
@@ -25,8 +22,7 @@ try {
     stopping = true;
     log(`${signal}, stopping`);
     await running.close();
-    renderer.destroy();
-    display.stop();
+    closeRenderer();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -24,6 +24,7 @@ export interface PageView {
   session: string | null;
   inputSent: number;
   inputShown: number;
+  history: { state: string; message: string; at: number }[];
   stats?: { fps: number; bytesPerSecond: number; frameBytes: number; serverFps: number; latencyMs: number | null; inputLatencyMs: number | null };
 }
 
