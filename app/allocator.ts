@@ -43,6 +43,17 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
   const inFlight = new Map<string, Promise<Grant | null>>();
   // Allocations waiting for a server's client to leave, by server id.
   const releaseWaiters = new Map<string, Set<() => void>>();
+  // Imported HMAC keys by their text: importing costs about as much as signing.
+  const signingKeys = new Map<string, Promise<CryptoKey>>();
+
+  function signingKey(key: string): Promise<CryptoKey> {
+    let imported = signingKeys.get(key);
+    if (!imported) {
+      imported = crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      signingKeys.set(key, imported);
+    }
+    return imported;
+  }
 
   function waitForRelease(serverId: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -84,9 +95,9 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
       exp: Math.ceil(claim.claimExpires / 1000),
       ...(request.session ? { sid: request.session } : {}),
     };
-    const url = ticketUrl(claim.url, await sign(claims, claim.key, 'HS256'));
+    const url = ticketUrl(claim.url, await sign(claims, await signingKey(claim.key), 'HS256'));
     if (request.requestId) store.requests.save(request.requestId, { serverId: claim.id, url }, claim.claimExpires);
-    log('info', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
+    log('debug', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
     return { url, serverId: claim.id, requestId: request.requestId ?? null };
   }
 
@@ -109,7 +120,7 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
     /** Takes back a grant whose page left before it could be told: the server is free again at once. */
     cancel(grant: Grant): void {
       if (grant.requestId) store.requests.forget(grant.requestId);
-      if (store.release(grant.serverId, clock.now())) log('info', `took back server ${grant.serverId}: its page left before it got the URL`);
+      if (store.release(grant.serverId, clock.now())) log('debug', `took back server ${grant.serverId}: its page left before it got the URL`);
     },
     /** A server's client left: allocations waiting for it go on. */
     released(serverId: string): void {

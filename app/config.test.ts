@@ -6,7 +6,7 @@ describe('dispatcher flags', () => {
   test('defaults follow the tutorial: port 18000 on loopback', () => {
     expect(parseDispatcherArgs([], {})).toEqual({
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
-      policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100 }, secret: null,
+      policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100 }, secret: null, verbose: false,
     });
     expect(parseDispatcherArgs(['--local'])?.host).toBe('127.0.0.1');
     expect(parseDispatcherArgs(['--help'])).toBeNull();

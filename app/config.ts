@@ -12,6 +12,8 @@ export interface DispatcherConfig {
   policy: Policy;
   /** Shared secret for registering and operator routes; required off loopback. */
   secret: string | null;
+  /** Print a line per hand-out and client report too. */
+  verbose: boolean;
 }
 
 
@@ -31,6 +33,7 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --max-queue N       how many pages may wait for a server at once (default ${DEFAULT_POLICY.maxQueue})
   --secret S          shared secret render servers and operators must present (or the
                       ${SECRET_ENV} environment variable); required off loopback
+  --verbose           also log every hand-out and client report
   --help              print this and exit
 
 Durations are milliseconds, or a number with ms or s (3s).`;
@@ -49,6 +52,7 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
     grace: { type: 'string' },
     'max-queue': { type: 'string' },
     secret: { type: 'string' },
+    verbose: { type: 'boolean' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
@@ -78,5 +82,6 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
       maxQueue: v['max-queue'] ? parsePositive('max-queue', v['max-queue'], { max: 1_000_000 }) : DEFAULT_POLICY.maxQueue,
     },
     secret,
+    verbose: v.verbose ?? false,
   };
 }

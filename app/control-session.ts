@@ -5,6 +5,7 @@ import { CLOSE, encode, parseRenderMessage, type DispatcherToRender } from '../c
 import type { Allocator } from './allocator.ts';
 import type { Clock } from './clock.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
+import type { HeartbeatBatch } from './heartbeat-batch.ts';
 import type { LeaseStore, ServerRow } from './lease-store.ts';
 import type { WaitingRoom } from './waiting-room.ts';
 
@@ -27,6 +28,7 @@ export interface ControlContext {
   events: EventSource<DispatcherEvents>;
   allocator: Allocator;
   room: WaitingRoom;
+  heartbeats: HeartbeatBatch;
   /** Expiries already announced: bookkeeping for events only, the store decides. */
   announcedExpired: Set<string>;
   announceDrain(row: ServerRow): void;
@@ -45,7 +47,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   let clientSince: number | null = null;
   const reply = (message: DispatcherToRender) => link.send(encode(message));
   const refuse = (error: string, field?: string) => reply({ type: 'error', error, ...(field ? { field } : {}) });
-  const log = (message: string) => events.emit('log', { level: 'info', message });
+  const log = (level: 'debug' | 'info', message: string) => events.emit('log', { level, message });
   const wakeRoom = () => {
     if (ctx.room.size() > 0) void ctx.room.serve();
   };
@@ -78,19 +80,22 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
         heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, expiresAt: result.row.leaseExpires,
       });
       if (result.isNew) events.emit('server.new', { id: msg.id, url: msg.url });
-      log(`render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
+      log('info', `render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
       return wakeRoom();
     }
 
     if (serverId === null) return refuse(`send register before ${msg.type}`, 'type');
 
     if (msg.type === 'heartbeat') {
-      const row = store.heartbeat(serverId, conn, now, timings.ttlMs, msg);
-      if (!row) return lostHold();
-      if (announcedExpired.delete(serverId)) events.emit('server.new', { id: row.id, url: row.url });
-      reply({ type: 'lease', expiresAt: row.leaseExpires });
+      const id = serverId;
+      const beat = await ctx.heartbeats.beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client });
+      // The connection may have been replaced or closed while the batch was written.
+      if (serverId !== id) return;
+      if (!beat) return lostHold();
+      if (announcedExpired.delete(id)) events.emit('server.new', { id, url: beat.url });
+      reply({ type: 'lease', expiresAt: beat.leaseExpires });
       // A server back from a freeze, or healthy again, may be what a waiting page needs.
-      if (row.state === 'ready') wakeRoom();
+      if (beat.state === 'ready') wakeRoom();
       return;
     }
 
@@ -101,9 +106,8 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     }
 
     const connected = msg.event === 'connected';
-    const row = store.setClient(serverId, conn, connected ? 'connected' : 'none', now, ctx.graceMs);
-    if (!row) return lostHold();
-    log(`render server ${serverId}: client ${msg.event}`);
+    if (!store.setClient(serverId, conn, connected ? 'connected' : 'none', now, ctx.graceMs)) return lostHold();
+    log('debug', `render server ${serverId}: client ${msg.event}`);
     if (connected) {
       clientSince = now;
       return;

@@ -8,6 +8,7 @@ import { createAllocator } from './allocator.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents } from './events.ts';
+import { createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { LeaseStore, ServerRow } from './lease-store.ts';
 import { viewOf, type ServerView } from './server-view.ts';
 import { openStreamSession } from './stream-session.ts';
@@ -53,13 +54,14 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
   const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, clock, log });
   const room = createWaitingRoom({ store, allocator, maxQueue: policy.maxQueue, clock });
   const announcedExpired = new Set<string>();
+  const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock);
 
   function announceDrain(row: ServerRow): void {
     events.emit('server.lost', { id: row.id, url: row.url, reason: 'drained' });
     log('info', `render server ${row.id} draining`);
   }
 
-  const controlContext = { store, timings, graceMs: policy.graceMs, clock, events, allocator, room, announcedExpired, announceDrain };
+  const controlContext = { store, timings, graceMs: policy.graceMs, clock, events, allocator, room, heartbeats, announcedExpired, announceDrain };
 
   /** Announces leases that ran out, serves the waiting room (claims lapse with time) and forgets old request ids. */
   function sweep(): void {
@@ -101,6 +103,8 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
     openControl: (link: Link): Session => openControlSession(controlContext, link),
     openStream: (link: Link): Session => openStreamSession({ allocator, room, events }, link),
     sweep,
+    /** Writes heartbeats still waiting for their batch (before closing the store). */
+    flush: heartbeats.flush,
     drain,
     undrain,
     list: (): ServerView[] => {

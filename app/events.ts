@@ -12,8 +12,8 @@ export interface DispatcherEvents {
   'connection.new': { id: string };
   /** A browser's /stream socket closed. */
   'connection.lost': { id: string };
-  /** One log line; the dispatcher writes nothing to the console itself. */
-  log: { level: 'info' | 'warn' | 'error'; message: string };
+  /** One log line; the dispatcher writes nothing to the console itself. `debug` is one line per hand-out or client report. */
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; message: string };
 }
 
 type Listener<T> = (event: T) => void;

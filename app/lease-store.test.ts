@@ -72,11 +72,13 @@ describe('lease store', () => {
     const s = store();
     register(s, 'a', 0);
     s.allocate(0, CLAIM);
-    expect(s.setClient('a', 'conn-a', 'connected', 10)?.state).toBe('busy');
+    expect(s.setClient('a', 'conn-a', 'connected', 10)).toBe(true);
+    expect(stateOf(s, 'a', 10)).toBe('busy');
     // A busy server stays busy past any claim deadline.
     s.heartbeat('a', 'conn-a', CLAIM + 5, TTL, { fps: 60, frameMs: 5, client: 'connected' });
     expect(s.allocate(CLAIM + 6, CLAIM)).toBeNull();
-    expect(s.setClient('a', 'conn-a', 'none', CLAIM + 7)?.state).toBe('ready');
+    s.setClient('a', 'conn-a', 'none', CLAIM + 7);
+    expect(stateOf(s, 'a', CLAIM + 7)).toBe('ready');
     expect(s.allocate(CLAIM + 8, CLAIM)?.id).toBe('a');
   });
 
@@ -159,10 +161,13 @@ describe('lease store', () => {
   test('health comes from the frame time against the target, and the healthiest is handed out first', () => {
     const s = store();
     for (const id of ['slow', 'fast', 'sick']) register(s, id, 0);
-    const beat = (id: string, frameMs: number) => s.heartbeat(id, `conn-${id}`, 1, TTL, { fps: 0, frameMs, client: 'none' });
-    expect(beat('slow', 1000 / 30)?.health).toBeCloseTo(0.5);
-    expect(beat('fast', 5)?.health).toBe(1);
-    expect(beat('sick', 100)?.health).toBeCloseTo(1 / 6);
+    const beat = (id: string, frameMs: number) => {
+      s.heartbeat(id, `conn-${id}`, 1, TTL, { fps: 0, frameMs, client: 'none' });
+      return s.get(id)!.health;
+    };
+    expect(beat('slow', 30)).toBe(0.5); // 1000 / (30 * 60) = 0.56, rounded down
+    expect(beat('fast', 5)).toBe(1);
+    expect(beat('sick', 100)).toBe(0.1); // 1/6, rounded down to its step
     expect(s.allocate(2, CLAIM, 0.2)?.id).toBe('fast');
     expect(s.allocate(3, CLAIM, 0.2)?.id).toBe('slow');
     expect(s.allocate(4, CLAIM, 0.2)).toBeNull();

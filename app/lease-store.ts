@@ -26,7 +26,7 @@ export interface ServerRow {
   targetFps: number;
   fps: number;
   frameMs: number;
-  /** The frame rate it can reach as a share of its target, 0-1 (1 until measured). */
+  /** The frame rate it can reach as a share of its target, 0-1 in steps of 0.1 (1 until measured). */
   health: number;
   /** The session of the page it was last handed to, if that page gave one. */
   session: string | null;
@@ -62,6 +62,13 @@ export interface RegisterResult {
   replaced: { id: string; url: string }[];
 }
 
+/** What a heartbeat needs back: the new deadline, and whether the server is free. */
+export interface Beat {
+  url: string;
+  state: StoredState;
+  leaseExpires: number;
+}
+
 // A type, not an interface: bun:sqlite's bindings need an index signature.
 export type Health = {
   fps: number;
@@ -71,7 +78,7 @@ export type Health = {
 
 // Bumped whenever the table's shape changes. Leases are short-lived and every render server
 // registers again within a second, so an older file's tables are dropped, not migrated.
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS servers (
@@ -93,7 +100,9 @@ CREATE TABLE IF NOT EXISTS servers (
   registered_at INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS servers_by_state ON servers (state, health, handed_at);
+-- Allocation walks these in order and stops at the first live row: it never sorts the table.
+CREATE INDEX IF NOT EXISTS servers_free ON servers (state, health DESC, handed_at, id);
+CREATE INDEX IF NOT EXISTS servers_by_session ON servers (session);
 `;
 
 const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
@@ -146,25 +155,29 @@ export function openLeaseStore(path: string) {
 
   // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
   // lease has run out, whose connection closed or that renders far below its target can never be
-  // picked, whether or not anything swept it. A session within its grace period gets its own
-  // server back; otherwise servers nobody is returning to go first, then the healthiest, then the
-  // least recently used.
-  const FREE = `lease_expires > $now AND health >= $minHealth
-        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))`;
+  // picked, whether or not anything swept it. The healthiest goes first, then the least recently
+  // handed out; a server kept for a returning session has handed_at set to the end of its grace
+  // period, so it goes last. Each branch walks the servers_free index in order and stops at its
+  // first live row, so the cost does not grow with the number of servers.
+  const LIVE = 'lease_expires > $now AND health >= $minHealth';
   const allocate = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string | null }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
       handed_at = $now, updated_at = $now
     WHERE id = (
-      SELECT id FROM servers
-      WHERE ${FREE}
-      ORDER BY (session_until IS NOT NULL AND session_until > $now), health DESC, handed_at, id
-      LIMIT 1)
+      SELECT id FROM (
+        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'ready' AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1)
+        UNION ALL
+        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1))
+      ORDER BY health DESC, handed_at, id LIMIT 1)
     RETURNING id, url, key, claim_expires AS claimExpires`);
   const allocateSticky = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now
     WHERE id = (
       SELECT id FROM servers
-      WHERE session = $session AND session_until > $now AND ${FREE}
+      WHERE session = $session AND session_until > $now AND ${LIVE}
+        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
       LIMIT 1)
     RETURNING id, url, key, claim_expires AS claimExpires`);
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
@@ -172,10 +185,13 @@ export function openLeaseStore(path: string) {
 
   // The reported client reconciles the state: a draining server stays draining, a reservation
   // stays until its client arrives or its deadline passes.
-  const heartbeat = db.query<ServerRow, { id: string; conn: string; leaseExpires: number; now: number } & Health>(`
+  const heartbeat = db.query<Beat, { id: string; conn: string; leaseExpires: number; now: number } & Health>(`
     UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now,
       -- The frame rate its frame time allows, as a share of its target; unmeasured counts as whole.
-      health = CASE WHEN $frameMs > 0 AND target_fps > 0 THEN min(1.0, 1000.0 / ($frameMs * target_fps)) ELSE 1.0 END,
+      -- Rounded down to a step of 0.1 (it can reach at least this), so that servers about as
+      -- healthy as each other take turns.
+      health = CASE WHEN $frameMs > 0 AND target_fps > 0
+        THEN CAST(min(1.0, 1000.0 / ($frameMs * target_fps)) * 10 AS INTEGER) / 10.0 ELSE 1.0 END,
       state = CASE
         WHEN state = 'draining' THEN 'draining'
         WHEN $client = 'connected' THEN 'busy'
@@ -183,15 +199,15 @@ export function openLeaseStore(path: string) {
         ELSE 'ready' END,
       claim_expires = CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END
     WHERE id = $id AND conn = $conn AND state != 'offline'
-    RETURNING ${COLUMNS}`);
+    RETURNING url, state, lease_expires AS leaseExpires`);
 
   // When the client leaves, its session may come back for the server within the grace period.
-  const setClient = db.query<ServerRow, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
+  const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
     UPDATE servers SET client = $client, claim_expires = NULL, updated_at = $now,
       session_until = CASE WHEN $client = 'none' AND session IS NOT NULL THEN $graceUntil ELSE NULL END,
+      handed_at = CASE WHEN $client = 'none' AND session IS NOT NULL THEN $graceUntil ELSE handed_at END,
       state = CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy' ELSE 'ready' END
-    WHERE id = $id AND conn = $conn AND state != 'offline'
-    RETURNING ${COLUMNS}`);
+    WHERE id = $id AND conn = $conn AND state != 'offline'`);
 
   const release = db.query<ServerRow, { id: string; now: number }>(`
     UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = $now
@@ -219,6 +235,11 @@ export function openLeaseStore(path: string) {
 
   const expiredLive = db.query<ServerRow, { now: number }>(
     `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
+  );
+
+  type BeatInput = { id: string; conn: string; now: number; health: Health };
+  const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number): (Beat | null)[] =>
+    beats.map(({ id, conn, now, health }) => heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null),
   );
 
   const registerTx = db.transaction((input: RegisterInput): RegisterResult => {
@@ -254,12 +275,21 @@ export function openLeaseStore(path: string) {
     heldBy: (session: string, now: number): string | null => heldBySession.get({ session, now })?.id ?? null,
 
     /** Extends the lease of the server held by `conn`; null if that connection no longer holds it. */
-    heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: Health): ServerRow | null =>
+    heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: Health): Beat | null =>
       heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null,
 
-    /** Records the render server's report that its client connected or left; `graceMs` keeps it for the client's session. */
-    setClient: (id: string, conn: string, client: ClientState, now: number, graceMs = 0): ServerRow | null =>
-      setClient.get({ id, conn, client, now, graceUntil: now + graceMs }) ?? null,
+    /**
+     * Many heartbeats in one transaction (one commit instead of one each), each with the time it
+     * arrived: the answers in the same order, null where that connection no longer holds the lease.
+     */
+    heartbeats: (beats: BeatInput[], ttlMs: number): (Beat | null)[] => heartbeatTx.immediate(beats, ttlMs),
+
+    /**
+     * Records the render server's report that its client connected or left; `graceMs` keeps the
+     * server for the client's session. False if `conn` no longer holds the lease.
+     */
+    setClient: (id: string, conn: string, client: ClientState, now: number, graceMs = 0): boolean =>
+      setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0,
 
     /** Gives back a reservation nobody will claim (its page left before it got the URL). */
     release: (id: string, now: number): boolean => release.get({ id, now }) !== null,

@@ -8,7 +8,10 @@ const config = configFromArgv('dispatcher', DISPATCHER_USAGE, parseDispatcherArg
 
 const running = startDispatcher(config);
 const { events } = running.dispatcher;
-events.on('log', ({ level, message }) => (level === 'info' ? console.log : console.error)(`dispatcher: ${message}`));
+events.on('log', ({ level, message }) => {
+  if (level === 'debug' && !config.verbose) return;
+  (level === 'warn' || level === 'error' ? console.error : console.log)(`dispatcher: ${message}`);
+});
 events.on('server.lost', ({ id, url, reason }) => console.log(`dispatcher: render server ${id} at ${url} lost (${reason})`));
 console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${config.db})`);
 

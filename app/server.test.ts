@@ -5,7 +5,7 @@ import { startDispatcher, type RunningDispatcher } from './server.ts';
 let running: RunningDispatcher;
 
 beforeAll(() => {
-  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: null });
+  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: null, verbose: false });
 });
 afterAll(() => running.close());
 

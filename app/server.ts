@@ -42,6 +42,7 @@ export function startDispatcher(config: DispatcherConfig, clock?: Clock): Runnin
     async close() {
       clearInterval(sweeper);
       await server.stop(true);
+      dispatcher.flush();
       store.close();
     },
   };

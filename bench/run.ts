@@ -1,33 +1,57 @@
-// `bun run bench [name] [--smoke]`: runs the named benchmark (or all), prints a markdown table and
-// writes the raw results as JSON to bench/results/. --smoke runs each in a second or two, as the
-// tests do, so that the benchmarks cannot rot.
+// `bun run bench [name …] [--smoke]`: runs the named benchmarks (or all), prints a markdown table
+// for each, writes the raw results as JSON to bench/results/ and the charts of the scaling runs as
+// SVG to bench/charts/. --smoke runs each in a few seconds, as the tests do, so that the
+// benchmarks cannot rot; its files go to bench/results/ only.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, configFromArgv, UsageError } from '../common/cli.ts';
+import * as dispatch from './dispatch.ts';
 import * as failure from './failure-detection.ts';
+import * as frames from './frames.ts';
+import * as heartbeats from './heartbeats.ts';
 import * as input from './input-latency.ts';
+import * as memory from './memory.ts';
 
-interface Bench {
-  run(smoke: boolean): Promise<{ table: string; raw: unknown }>;
+interface Outcome {
+  table: string;
+  raw: unknown;
+  charts?: Record<string, string>;
 }
 
-const BENCHES: Record<string, Bench> = {
-  'failure-detection': {
-    async run(smoke) {
-      const result = await failure.runFailureDetection(smoke ? failure.SMOKE : failure.FULL);
-      return { table: failure.failureTable(result), raw: result };
-    },
+const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
+  async dispatch(smoke) {
+    const costs = dispatch.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
+    const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
+    return {
+      table: `${dispatch.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}`,
+      raw: { allocation: costs, rows },
+      charts: { dispatch: dispatch.dispatchChart(rows) },
+    };
   },
-  'input-latency': {
-    async run(smoke) {
-      const result = await input.runInputLatency(smoke ? input.SMOKE : input.FULL);
-      return { table: input.inputLatencyTable(result), raw: result };
-    },
+  async heartbeats(smoke) {
+    const runs = await heartbeats.runHeartbeats(smoke ? heartbeats.SMOKE : heartbeats.FULL);
+    return { table: heartbeats.heartbeatTable(runs), raw: runs };
+  },
+  async frames(smoke) {
+    const rows = await frames.runFrames(smoke ? frames.SMOKE : frames.FULL);
+    return { table: frames.framesTable(rows), raw: rows, charts: { frames: frames.framesChart(rows) } };
+  },
+  async 'failure-detection'(smoke) {
+    const result = await failure.runFailureDetection(smoke ? failure.SMOKE : failure.FULL);
+    return { table: failure.failureTable(result), raw: result };
+  },
+  async 'input-latency'(smoke) {
+    const result = await input.runInputLatency(smoke ? input.SMOKE : input.FULL);
+    return { table: input.inputLatencyTable(result), raw: result };
+  },
+  async memory(smoke) {
+    const rows = await memory.runMemory(smoke ? memory.SMOKE : memory.FULL);
+    return { table: memory.memoryTable(rows), raw: rows };
   },
 };
 
-const USAGE = `usage: bun run bench [${Object.keys(BENCHES).join(' | ')}] [--smoke]`;
+const USAGE = `usage: bun run bench [${Object.keys(BENCHES).join(' | ')} …] [--smoke]`;
 
 const options = configFromArgv('bench', USAGE, (argv) => {
   const names = argv.filter((a) => !a.startsWith('--'));
@@ -38,10 +62,20 @@ const options = configFromArgv('bench', USAGE, (argv) => {
 });
 
 const resultsDir = join(import.meta.dir, 'results');
+const chartsDir = options.smoke ? resultsDir : join(import.meta.dir, 'charts');
 mkdirSync(resultsDir, { recursive: true });
+mkdirSync(chartsDir, { recursive: true });
+const suffix = options.smoke ? '.smoke' : '';
 for (const name of options.names) {
-  const { table, raw } = await BENCHES[name].run(options.smoke);
-  const file = join(resultsDir, `${name}${options.smoke ? '.smoke' : ''}.json`);
+  const { table, raw, charts = {} } = await BENCHES[name](options.smoke);
+  const file = join(resultsDir, `${name}${suffix}.json`);
   writeFileSync(file, `${JSON.stringify({ name, at: new Date().toISOString(), smoke: options.smoke, result: raw }, null, 2)}\n`);
-  console.log(`\n${table}\n\nraw results: ${file}`);
+  const written = Object.entries(charts).map(([chart, svg]) => {
+    const path = join(chartsDir, `${chart}${suffix}.svg`);
+    writeFileSync(path, svg);
+    return path;
+  });
+  console.log(`\n${table}\n\nraw results: ${file}${written.length ? `\ncharts: ${written.join(', ')}` : ''}`);
 }
+// Sockets to servers that were stopped may still be closing: nothing is left to wait for.
+process.exit(0);

@@ -201,9 +201,7 @@
     }
   }
   function ticketUrl(baseUrl, ticket) {
-    const url = new URL(baseUrl);
-    url.searchParams.set(TICKET_PARAM, ticket);
-    return url.toString();
+    return `${baseUrl}${baseUrl.includes("?") ? "&" : "?"}${TICKET_PARAM}=${ticket}`;
   }
   function streamErrorReply(received) {
     const shown = received.length > 64 ? `${received.slice(0, 64)}…` : received;

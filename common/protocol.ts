@@ -249,11 +249,12 @@ export function isWebSocketUrl(candidate: string): boolean {
   }
 }
 
-/** The URL the dispatcher hands a browser: the server's base URL with the ticket added. */
+/**
+ * The URL the dispatcher hands a browser: the server's base URL with the ticket added. On the
+ * hand-out path, so plain string work (a JWT is URL-safe as it is).
+ */
 export function ticketUrl(baseUrl: string, ticket: string): string {
-  const url = new URL(baseUrl);
-  url.searchParams.set(TICKET_PARAM, ticket);
-  return url.toString();
+  return `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}${TICKET_PARAM}=${ticket}`;
 }
 
 /**

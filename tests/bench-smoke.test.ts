@@ -1,26 +1,65 @@
-// The benchmarks' smoke modes, so that they cannot rot: each runs for a few seconds and must
-// produce its table and plausible numbers.
+// Every benchmark's smoke mode, run through `bun run bench NAME --smoke` exactly as a person
+// would run the full one, so that none can rot. Each takes seconds; the checks are of shape and
+// sanity, not of speed: speed is what the full runs are for.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SMOKE, failureTable, runFailureDetection } from '../bench/failure-detection.ts';
-import * as input from '../bench/input-latency.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, startProcess } from './helpers.ts';
+
+async function smoke(name: string): Promise<{ table: string; result: any }> {
+  const proc = startProcess('bun', ['bench/run.ts', name, '--smoke']);
+  const code = await proc.exited;
+  assert.equal(code, 0, `bun run bench ${name} --smoke failed:\n${proc.output()}`);
+  assert.match(proc.output(), /\n\| --- \|/, 'it printed a markdown table');
+  const { result } = JSON.parse(readFileSync(join(ROOT, 'bench', 'results', `${name}.smoke.json`), 'utf8'));
+  return { table: proc.output(), result };
+}
 
 describe('benchmark smoke runs', () => {
+  test('dispatch: the dispatcher completes cycles, the baseline answers, and a chart is drawn', async () => {
+    const { result } = await smoke('dispatch');
+    const rows = result.rows as { target: string; cyclesPerSecond: number; requestsPerSecond: number; p99Ms: number }[];
+    assert.ok((result.allocation as { microseconds: number }[]).every((c) => c.microseconds > 0));
+    assert.ok(rows.some((r) => r.target === 'baseline' && r.requestsPerSecond > 0));
+    assert.ok(rows.filter((r) => r.target === 'dispatcher').every((r) => r.cyclesPerSecond > 0 && r.p99Ms > 0));
+    assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
+  });
+
+  test('heartbeats: the beating servers are answered, the quiet ones are not', async () => {
+    const { result } = await smoke('heartbeats');
+    const [quiet, beating] = result as { heartbeatsPerSecond: number; servers: number }[];
+    assert.equal(quiet.heartbeatsPerSecond, 0);
+    assert.ok(beating.heartbeatsPerSecond > beating.servers * 0.5, `${beating.heartbeatsPerSecond} beats/s from ${beating.servers} servers at 1 Hz`);
+  });
+
+  test('frames: the loop alone and the streamed frames are counted and decoded', async () => {
+    const { result } = await smoke('frames');
+    const [row] = result as { baselineFps: number; one: { fps: number; frameBytes: number }; three: { fps: number }[] }[];
+    assert.ok(row.baselineFps > 0 && row.one.fps > 0 && row.one.frameBytes > 100);
+    assert.equal(row.three.length, 3);
+    assert.ok(row.three.every((m) => m.fps > 0));
+  });
+
+  test('memory: the connections and servers take memory, and it is counted', async () => {
+    const { result } = await smoke('memory');
+    const rows = result as { count: number; loadedBytes: number; baselineBytes: number }[];
+    assert.equal(rows.length, 2);
+    assert.ok(rows.every((r) => r.loadedBytes > 0 && r.baselineBytes > 0));
+  });
+
   test('failure detection: SIGKILL is seen at once, SIGSTOP within the TTL', async () => {
-    const result = await runFailureDetection(SMOKE, () => {});
-    assert.equal(result.sigkillMs.length, SMOKE.trials);
-    assert.equal(result.sigstopMs.length, SMOKE.trials);
-    // Generous bounds: this checks the benchmark works, not the machine's speed.
-    assert.ok(result.sigkill.max < 1000, `SIGKILL seen after ${result.sigkill.max}ms`);
-    assert.ok(result.sigstop.max <= SMOKE.ttlMs + 500, `SIGSTOP seen after ${result.sigstop.max}ms with a ${SMOKE.ttlMs}ms TTL`);
-    assert.match(failureTable(result), /\| SIGSTOP \| 2 \|/);
+    const { result } = await smoke('failure-detection');
+    const { sigkill, sigstop, options } = result as { sigkill: { n: number; max: number }; sigstop: { n: number; max: number }; options: { ttlMs: number } };
+    assert.ok(sigkill.n > 0 && sigkill.max < 1000, `SIGKILL seen after ${sigkill.max}ms`);
+    assert.ok(sigstop.n > 0 && sigstop.max <= options.ttlMs + 500, `SIGSTOP seen after ${sigstop.max}ms with a ${options.ttlMs}ms TTL`);
   });
 
   test('input latency: every input shows in a frame, and is timed', async () => {
-    const result = await input.runInputLatency(input.SMOKE);
-    assert.equal(result.samplesMs.length, input.SMOKE.trials);
-    assert.ok(result.samplesMs.every((ms) => ms > 0 && ms < 5000), result.samplesMs.join(', '));
-    assert.match(input.inputLatencyTable(result), /\| 3 \|/);
+    const { result } = await smoke('input-latency');
+    const { samplesMs, options } = result as { samplesMs: number[]; options: { trials: number } };
+    assert.equal(samplesMs.length, options.trials);
+    assert.ok(samplesMs.every((ms) => ms > 0 && ms < 5000), samplesMs.join(', '));
   });
 });

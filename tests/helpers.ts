@@ -137,6 +137,8 @@ export interface SimulatedServer {
   id: string;
   url: string;
   ws: WebSocket;
+  /** How many lease replies (answered heartbeats) it has had. */
+  leases(): number;
   /** Reports the client's arrival or departure, as a real render server does. */
   report(event: 'connected' | 'gone'): void;
   close(): void;
@@ -155,11 +157,18 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
   });
   let beat: NodeJS.Timeout | undefined;
   let client: 'none' | 'connected' = 'none';
+  let leases = 0;
   const registered = new Promise<void>((resolve, reject) => {
     ws.on('message', (data) => {
       const msg = JSON.parse(data.toString());
-      if (msg.type === 'registered') {
-        beat = setInterval(() => ws.send(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
+      if (msg.type === 'lease') leases++;
+      else if (msg.type === 'registered') {
+        // At a random phase, as servers started at different moments would: many simulated
+        // servers registered at once would otherwise all beat in the same instant.
+        const start = setTimeout(() => {
+          beat = setInterval(() => ws.send(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
+        }, Math.random() * msg.heartbeatMs);
+        ws.once('close', () => clearTimeout(start));
         resolve();
       } else if (msg.type === 'error') reject(new Error(msg.error));
     });
@@ -171,6 +180,7 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
     id,
     url,
     ws,
+    leases: () => leases,
     report(event) {
       client = event === 'connected' ? 'connected' : 'none';
       ws.send(JSON.stringify({ type: 'client', event }));

@@ -1,0 +1,237 @@
+// Dispatch: full Rednet cycles per second. A client asks get_server_url and receives a URL; the
+// simulated render server it names reports the client connected and then gone, so the server is
+// free again. Clients loop for a fixed time, on persistent connections or with a new WebSocket
+// per request as the tutorial's page does; the same loops against a bare Bun.serve server that
+// answers a constant give the floor for this machine. Everything on 127.0.0.1, bounded in time.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openLeaseStore } from '../app/lease-store.ts';
+import { freePort, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
+import { lineChart } from './chart.ts';
+import { cpuShareDuring } from './procfs.ts';
+import { markdownTable, percentile } from './stats.ts';
+
+export type Mode = 'persistent' | 'per-request';
+
+export interface DispatchOptions {
+  concurrency: number[];
+  servers: number[];
+  modes: Mode[];
+  durationMs: number;
+}
+
+export const FULL: DispatchOptions = { concurrency: [1, 16, 64, 256], servers: [10, 1000], modes: ['persistent', 'per-request'], durationMs: 3000 };
+export const SMOKE: DispatchOptions = { concurrency: [1, 8], servers: [10], modes: ['persistent', 'per-request'], durationMs: 300 };
+
+export interface DispatchRow {
+  target: 'baseline' | 'dispatcher';
+  servers: number | null;
+  mode: Mode;
+  clients: number;
+  requestsPerSecond: number;
+  cyclesPerSecond: number;
+  noneShare: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Share of one core the server process used. */
+  serverCpu: number;
+}
+
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(`could not open ${url}`));
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<string> {
+  return new Promise((resolve) => {
+    ws.onmessage = (event) => resolve(String(event.data));
+  });
+}
+
+export interface LoadResult {
+  requests: number;
+  cycles: number;
+  nones: number;
+  latencies: number[];
+  elapsedMs: number;
+}
+
+/** `clients` loops asking until the time is up; each answered URL is a cycle its server completes. */
+export async function load(url: string, clients: number, mode: Mode, durationMs: number, byUrl: Map<string, SimulatedServer> | null): Promise<LoadResult> {
+  const result: LoadResult = { requests: 0, cycles: 0, nones: 0, latencies: [], elapsedMs: 0 };
+  const persistent = mode === 'persistent' ? await Promise.all(Array.from({ length: clients }, () => open(url))) : [];
+  const start = performance.now();
+  const end = start + durationMs;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const ws = mode === 'persistent' ? persistent[i] : await open(url);
+        const answer = nextMessage(ws);
+        ws.send('get_server_url');
+        const text = await answer;
+        result.latencies.push(performance.now() - t0);
+        if (mode === 'per-request') ws.close();
+        result.requests++;
+        if (text === 'none') {
+          result.nones++;
+          continue;
+        }
+        result.cycles++;
+        const server = byUrl?.get(text.slice(0, text.indexOf('?')));
+        if (byUrl && !server) throw new Error(`answer names no simulated server: ${text}`);
+        server?.report('connected');
+        server?.report('gone');
+      }
+    }),
+  );
+  result.elapsedMs = performance.now() - start;
+  for (const ws of persistent) ws.close();
+  return result;
+}
+
+function row(target: DispatchRow['target'], servers: number | null, mode: Mode, clients: number, r: LoadResult, serverCpu: number): DispatchRow {
+  const seconds = r.elapsedMs / 1000;
+  return {
+    target, servers, mode, clients,
+    requestsPerSecond: Math.round(r.requests / seconds),
+    cyclesPerSecond: Math.round(r.cycles / seconds),
+    noneShare: r.requests ? r.nones / r.requests : 0,
+    p50Ms: percentile(r.latencies, 50),
+    p99Ms: percentile(r.latencies, 99),
+    maxMs: Math.max(...r.latencies),
+    serverCpu,
+  };
+}
+
+async function started(proc: Proc, pattern: RegExp): Promise<Proc> {
+  await proc.waitForOutput(pattern, 20_000);
+  return proc;
+}
+
+export async function runDispatch(options: DispatchOptions, log = console.error): Promise<DispatchRow[]> {
+  const rows: DispatchRow[] = [];
+
+  const baselinePort = await freePort();
+  const baseline = await started(startProcess('bun', ['bench/baseline-server.ts', String(baselinePort)]), /listening/);
+  try {
+    for (const mode of options.modes) {
+      for (const clients of options.concurrency) {
+        const { result, cpuShare } = await cpuShareDuring(baseline.child.pid!, () => load(`ws://127.0.0.1:${baselinePort}/`, clients, mode, options.durationMs, null));
+        rows.push(row('baseline', null, mode, clients, result, cpuShare));
+        log(`baseline ${mode} ${clients} clients: ${rows.at(-1)!.requestsPerSecond} req/s`);
+      }
+    }
+  } finally {
+    await baseline.stop();
+  }
+
+  for (const serverCount of options.servers) {
+    const port = await freePort();
+    // A lease file, as users run it. Long leases: this measures dispatch; the heartbeat benchmark
+    // measures heartbeats.
+    const dir = mkdtempSync(join(tmpdir(), 'bench-dispatch-'));
+    const dispatcher = await started(startDispatcher(port, join(dir, 'dispatcher.db'), ['--ttl', '600s', '--heartbeat', '300s']), /listening/);
+    const simulated: SimulatedServer[] = [];
+    try {
+      for (let i = 0; i < serverCount; i += 100) {
+        const batch = Array.from({ length: Math.min(100, serverCount - i) }, (_, j) => simulateRenderServer(port, `sim-${i + j}`, `ws://127.0.0.1:1/s${i + j}`));
+        simulated.push(...(await Promise.all(batch)));
+      }
+      const byUrl = new Map(simulated.map((s) => [s.url, s]));
+      for (const mode of options.modes) {
+        for (const clients of options.concurrency) {
+          const { result, cpuShare } = await cpuShareDuring(dispatcher.child.pid!, () => load(`ws://127.0.0.1:${port}/stream`, clients, mode, options.durationMs, byUrl));
+          rows.push(row('dispatcher', serverCount, mode, clients, result, cpuShare));
+          log(`dispatcher (${serverCount} servers) ${mode} ${clients} clients: ${rows.at(-1)!.cyclesPerSecond} cycles/s`);
+          // Let the last reports land so that every server is free for the next run.
+          await waitFor('the servers to be free', async () => (await servers(port)).every((s) => s.state === 'ready'), 10_000);
+        }
+      }
+    } finally {
+      for (const s of simulated) s.close();
+      await dispatcher.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+const ms = (n: number) => n.toFixed(2);
+
+export function dispatchTable(rows: DispatchRow[]): string {
+  return [
+    'Dispatch: requests and full Rednet cycles per second, latency of get_server_url (ms), share of a core used by the server process',
+    '',
+    markdownTable(
+      ['server', 'render servers', 'connections', 'clients', 'requests/s', 'cycles/s', 'none', 'p50', 'p99', 'max', 'server CPU'],
+      rows.map((r) => [
+        r.target === 'baseline' ? 'bare Bun.serve' : 'dispatcher', r.servers ?? '-', r.mode, r.clients,
+        r.requestsPerSecond, r.target === 'baseline' ? '-' : r.cyclesPerSecond, `${Math.round(r.noneShare * 100)}%`,
+        ms(r.p50Ms), ms(r.p99Ms), ms(r.maxMs), `${Math.round(r.serverCpu * 100)}%`,
+      ]),
+    ),
+  ].join('\n');
+}
+
+export function dispatchChart(rows: DispatchRow[]): string {
+  const series = new Map<string, [number, number][]>();
+  for (const r of rows) {
+    const name = r.target === 'baseline' ? `bare Bun.serve, ${r.mode}` : `dispatcher ${r.servers} servers, ${r.mode}`;
+    series.set(name, [...(series.get(name) ?? []), [r.clients, r.target === 'baseline' ? r.requestsPerSecond : r.cyclesPerSecond]]);
+  }
+  return lineChart({
+    title: 'Dispatch cycles per second (baseline: answers per second)',
+    xLabel: 'concurrent clients',
+    yLabel: 'per second',
+    logX: true,
+    series: [...series].map(([name, points]) => ({ name, points })),
+  });
+}
+
+export interface AllocationCost {
+  servers: number;
+  /** Microseconds for one allocation plus its release, on a lease file. */
+  microseconds: number;
+}
+
+/**
+ * The allocation statement alone, in this process, against tables of different sizes: the cost
+ * must not grow with the number of servers (the query walks an index and stops at the first
+ * free row).
+ */
+export function allocationCost(serverCounts: number[], iterations: number): AllocationCost[] {
+  return serverCounts.map((count) => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-allocation-'));
+    const store = openLeaseStore(join(dir, 'dispatcher.db'));
+    try {
+      const now = Date.now();
+      for (let i = 0; i < count; i++) {
+        store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, client: 'none', targetFps: 60, newKey: 'k', now, ttlMs: 3_600_000 });
+      }
+      const start = performance.now();
+      for (let i = 0; i < iterations; i++) {
+        const claim = store.allocate(now + i, 10_000, 0.1)!;
+        store.release(claim.id, now + i);
+      }
+      return { servers: count, microseconds: ((performance.now() - start) * 1000) / iterations };
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+export function allocationTable(costs: AllocationCost[]): string {
+  return [
+    'Allocation statement alone (in-process, lease file): one allocation plus its release',
+    '',
+    markdownTable(['registered servers', 'µs per allocation'], costs.map((c) => [c.servers, c.microseconds.toFixed(1)])),
+  ].join('\n');
+}
