@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { upgradeWebSocket } from 'hono/bun';
+import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher } from './dispatcher.ts';
 import { createApp } from './http.ts';
 import { openLeaseStore } from './lease-store.ts';
@@ -69,5 +69,30 @@ describe('http routes', () => {
     const response = await app.request('/nope', { method: 'POST' });
     expect(response.status).toBe(404);
     expect(await response.text()).toBe('no route for POST /nope');
+  });
+
+  test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
+    const failing = createDispatcher({ store: openLeaseStore(':memory:') });
+    const logged: string[] = [];
+    failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
+    failing.openStream = () => ({
+      message: async () => {
+        throw new Error('the lease file went away');
+      },
+      closed() {},
+    });
+    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ dispatcher: failing, upgradeWebSocket, clientDir: CLIENT_DIR }).fetch, websocket });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
+      await new Promise((resolve) => (ws.onopen = resolve));
+      const closed = new Promise<CloseEvent>((resolve) => (ws.onclose = resolve));
+      ws.send('get_server_url');
+      const event = await closed;
+      expect([event.code, event.reason]).toEqual([1011, 'internal error']);
+      expect(logged.some((m) => m.includes('the lease file went away'))).toBe(true);
+      expect((await fetch(`http://127.0.0.1:${server.port}/v1/servers`)).status).toBe(200);
+    } finally {
+      await server.stop(true);
+    }
   });
 });

@@ -36,7 +36,12 @@ const requireUpgrade: MiddlewareHandler = async (c, next) => {
  * A WebSocket route whose connection is one session: opened with the socket, fed its text
  * messages, told when it closes. What a session cannot read (binary, oversized) is refused here.
  */
-function sessionRoute(upgradeWebSocket: UpgradeWebSocket, open: (link: Link) => Session, onBinary: (ws: WSContext) => void) {
+function sessionRoute(
+  upgradeWebSocket: UpgradeWebSocket,
+  open: (link: Link) => Session,
+  onBinary: (ws: WSContext) => void,
+  report: (error: unknown) => void,
+) {
   return upgradeWebSocket(() => {
     let session: Session | null = null;
     const sessionFor = (ws: WSContext) => (session ??= open({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }));
@@ -50,6 +55,11 @@ function sessionRoute(upgradeWebSocket: UpgradeWebSocket, open: (link: Link) => 
         await sessionFor(ws).message(event.data);
       },
       onClose: () => session?.closed(),
+      // A failure inside a session (the lease file unwritable, say) ends that socket, not the process.
+      onError: (event, ws) => {
+        report((event as Event & { error?: unknown }).error ?? event);
+        ws.close(CLOSE.internalError, 'internal error');
+      },
     };
   });
 }
@@ -70,6 +80,8 @@ function requireSecret(secret: string | null | undefined): MiddlewareHandler {
 export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: AppOptions) {
   const app = new Hono();
   const authorized = requireSecret(secret);
+  const report = (error: unknown) =>
+    dispatcher.events.emit('log', { level: 'error', message: `socket session failed: ${error instanceof Error ? (error.stack ?? error.message) : error}` });
 
   async function clientFile(name: string): Promise<Response> {
     const body = await readFile(join(clientDir, name)).catch((error: NodeJS.ErrnoException) => {
@@ -99,8 +111,11 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
   app.get(
     PATHS.stream,
     requireUpgrade,
-    sessionRoute(upgradeWebSocket, dispatcher.openStream, (ws) =>
-      ws.send('error: binary messages are not understood; send "get_server_url" as text'),
+    sessionRoute(
+      upgradeWebSocket,
+      dispatcher.openStream,
+      (ws) => ws.send('error: binary messages are not understood; send "get_server_url" as text'),
+      report,
     ),
   );
 
@@ -109,7 +124,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
     PATHS.control,
     requireUpgrade,
     authorized,
-    sessionRoute(upgradeWebSocket, dispatcher.openControl, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text')),
+    sessionRoute(upgradeWebSocket, dispatcher.openControl, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
   );
 
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));

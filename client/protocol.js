@@ -124,6 +124,7 @@
     unsupportedData: 1003,
     policy: 1008,
     tooBig: 1009,
+    internalError: 1011,
     replaced: 4000,
     badMessage: 4001
   };

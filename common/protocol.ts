@@ -34,6 +34,7 @@ export const CLOSE = {
   unsupportedData: 1003,
   policy: 1008,
   tooBig: 1009,
+  internalError: 1011,
   /** A newer control connection for the same render server replaced this one. */
   replaced: 4000,
   /** A control message was malformed or out of order. */
