@@ -49,7 +49,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   const refuse = (error: string, field?: string) => reply({ type: 'error', error, ...(field ? { field } : {}) });
   const log = (level: 'debug' | 'info', message: string) => events.emit('log', { level, message });
   const wakeRoom = () => {
-    if (ctx.room.size() > 0) void ctx.room.serve();
+    if (ctx.room.hasWaiting()) void ctx.room.serve();
   };
 
   function lostHold(): void {

@@ -72,7 +72,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
       events.emit('server.lost', { id: row.id, url: row.url, reason: 'expired' });
     }
     store.requests.prune(now);
-    if (room.size() > 0) void room.serve();
+    if (room.hasWaiting()) void room.serve();
   }
 
   function drain(id: string): DrainResult {

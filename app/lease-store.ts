@@ -4,8 +4,8 @@
 // waits for a sweeper and a dispatcher restarted on the same file carries on where it stopped.
 // Deadlines are absolute times, so a restart neither shortens nor extends any lease.
 
-import { Database } from 'bun:sqlite';
 import type { ClientState } from '../common/protocol.ts';
+import { openLeaseDatabase } from './lease-schema.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { openWaitingList } from './waiting-list.ts';
 
@@ -76,35 +76,6 @@ export type Health = {
   client: ClientState;
 };
 
-// Bumped whenever the table's shape changes. Leases are short-lived and every render server
-// registers again within a second, so an older file's tables are dropped, not migrated.
-const SCHEMA_VERSION = 5;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS servers (
-  id            TEXT PRIMARY KEY,
-  url           TEXT NOT NULL UNIQUE,
-  key           TEXT NOT NULL,
-  state         TEXT NOT NULL CHECK (state IN ('ready', 'reserved', 'busy', 'draining', 'offline')),
-  conn          TEXT,
-  lease_expires INTEGER NOT NULL,
-  claim_expires INTEGER,
-  client        TEXT NOT NULL DEFAULT 'none' CHECK (client IN ('none', 'connected')),
-  target_fps    REAL NOT NULL DEFAULT 0,
-  fps           REAL NOT NULL DEFAULT 0,
-  frame_ms      REAL NOT NULL DEFAULT 0,
-  health        REAL NOT NULL DEFAULT 1,
-  session       TEXT,
-  session_until INTEGER,
-  handed_at     INTEGER NOT NULL DEFAULT 0,
-  registered_at INTEGER NOT NULL,
-  updated_at    INTEGER NOT NULL
-);
--- Allocation walks these in order and stops at the first live row: it never sorts the table.
-CREATE INDEX IF NOT EXISTS servers_free ON servers (state, health DESC, handed_at, id);
-CREATE INDEX IF NOT EXISTS servers_by_session ON servers (session);
-`;
-
 const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
   target_fps AS targetFps, fps, frame_ms AS frameMs, health, session, session_until AS sessionUntil,
   registered_at AS registeredAt, updated_at AS updatedAt`;
@@ -117,24 +88,8 @@ export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | '
   return row.state;
 }
 
-function openDatabase(path: string): Database {
-  const db = new Database(path, { create: true, strict: true });
-  db.run('PRAGMA journal_mode = WAL');
-  db.run('PRAGMA synchronous = NORMAL');
-  db.run('PRAGMA busy_timeout = 5000');
-  const { user_version: version } = db.query<{ user_version: number }, []>('PRAGMA user_version').get()!;
-  if (version !== SCHEMA_VERSION) {
-    db.run('DROP TABLE IF EXISTS servers');
-    db.run('DROP TABLE IF EXISTS requests');
-    db.run('DROP TABLE IF EXISTS waiting');
-    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-  }
-  db.run(SCHEMA);
-  return db;
-}
-
 export function openLeaseStore(path: string) {
-  const db = openDatabase(path);
+  const db = openLeaseDatabase(path);
   const requests = openRequestMemo(db);
   const waiting = openWaitingList(db);
 
@@ -274,9 +229,9 @@ export function openLeaseStore(path: string) {
     /** The busy server whose client is of this session (a page reloading finds its old self still connected). */
     heldBy: (session: string, now: number): string | null => heldBySession.get({ session, now })?.id ?? null,
 
-    /** Extends the lease of the server held by `conn`; null if that connection no longer holds it. */
+    /** One heartbeat, through the same transaction as a batch: null if `conn` no longer holds the lease. */
     heartbeat: (id: string, conn: string, now: number, ttlMs: number, health: Health): Beat | null =>
-      heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null,
+      heartbeatTx.immediate([{ id, conn, now, health }], ttlMs)[0],
 
     /**
      * Many heartbeats in one transaction (one commit instead of one each), each with the time it

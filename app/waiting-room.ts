@@ -31,16 +31,12 @@ export function createWaitingRoom({ store, allocator, maxQueue, clock }: Waiting
     told.delete(conn);
   }
 
-  /** Expected wait for a place in line: whole rounds of sessions ending across the live servers. */
-  function estimate(position: number): number | undefined {
-    if (meanSessionMs === null) return undefined;
-    const servers = Math.max(1, store.liveCount(clock.now()));
-    return Math.round(meanSessionMs * Math.ceil(position / servers));
-  }
-
   /** Tells every waiting page whose place changed where it now stands. */
   function publish(): void {
     const order = store.waiting.order();
+    // Expected wait for a place in line: whole rounds of sessions ending across the live servers.
+    const servers = meanSessionMs === null ? 0 : Math.max(1, store.liveCount(clock.now()));
+    const estimate = (position: number) => (meanSessionMs === null ? undefined : Math.round(meanSessionMs * Math.ceil(position / servers)));
     order.forEach((conn, index) => {
       const position = index + 1;
       if (told.get(conn) === position) return;
@@ -102,7 +98,11 @@ export function createWaitingRoom({ store, allocator, maxQueue, clock }: Waiting
       if (store.waiting.leave(conn)) publish();
     },
     isWaiting: (conn: string): boolean => notifiers.has(conn),
-    size: (): number => store.waiting.size(),
+    /**
+     * Whether any page waits on a socket this process holds: the only ones it can serve. Kept in
+     * memory because it is asked on every heartbeat and client report.
+     */
+    hasWaiting: (): boolean => notifiers.size > 0,
     serve,
     /** A client's session ended after this long: the basis of wait estimates. */
     sessionEnded(durationMs: number): void {

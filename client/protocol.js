@@ -122,11 +122,9 @@
     normal: 1000,
     goingAway: 1001,
     unsupportedData: 1003,
-    policy: 1008,
     tooBig: 1009,
     internalError: 1011,
-    replaced: 4000,
-    badMessage: 4001
+    replaced: 4000
   };
   var DEFAULT_CAMERA = { yaw: 0, pitch: 0, distance: 4 };
   var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };

@@ -32,13 +32,10 @@ export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
   unsupportedData: 1003,
-  policy: 1008,
   tooBig: 1009,
   internalError: 1011,
   /** A newer control connection for the same render server replaced this one. */
   replaced: 4000,
-  /** A control message was malformed or out of order. */
-  badMessage: 4001,
 } as const;
 
 /** What a render server says of its one client. */
