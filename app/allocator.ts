@@ -1,5 +1,7 @@
 // Handing out servers: picks one through the lease store, signs its claim ticket, remembers the
-// answer for a request id, and gives a returning session its previous server back.
+// answer for a request id, and gives a returning session its previous server back. A page holds at
+// most one unclaimed reservation: asking again, on the same connection or with the same session,
+// gets the same grant (the same ticket, signed again from what the lease row keeps).
 
 import { sign } from 'hono/jwt';
 import { ticketUrl, type TicketClaims } from '../common/protocol.ts';
@@ -12,6 +14,8 @@ export interface AllocationRequest {
   requestId?: string | null;
   /** The page's session, for sticky return. */
   session?: string | null;
+  /** The page connection asking: it holds at most one unclaimed reservation. */
+  conn?: string | null;
   /**
    * Whether to wait a moment for the session's previous server when its old client still holds
    * it (a reloading page asks before its old socket's close has been reported).
@@ -43,15 +47,15 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
   const inFlight = new Map<string, Promise<Grant | null>>();
   // Allocations waiting for a server's client to leave, by server id.
   const releaseWaiters = new Map<string, Set<() => void>>();
-  // Imported HMAC keys by their text: importing costs about as much as signing.
-  const signingKeys = new Map<string, Promise<CryptoKey>>();
+  // Each server's imported HMAC key (importing costs about as much as signing), by server id so
+  // that a new key at every registration replaces the old one instead of piling up.
+  const signingKeys = new Map<string, { key: string; imported: Promise<CryptoKey> }>();
 
-  function signingKey(key: string): Promise<CryptoKey> {
-    let imported = signingKeys.get(key);
-    if (!imported) {
-      imported = crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-      signingKeys.set(key, imported);
-    }
+  function signingKey(serverId: string, key: string): Promise<CryptoKey> {
+    const cached = signingKeys.get(serverId);
+    if (cached?.key === key) return cached.imported;
+    const imported = crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    signingKeys.set(serverId, { key, imported });
     return imported;
   }
 
@@ -70,32 +74,38 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
     });
   }
 
-  async function pick({ session, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
+  async function pick({ session, conn = null, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
+    const pending = store.pending({ session, conn }, clock.now());
+    if (pending) return pending;
     if (session) {
-      const own = store.allocateSticky(session, clock.now(), claimMs, minHealth);
+      const own = store.allocateSticky(session, clock.now(), claimMs, minHealth, conn);
       if (own) return own;
       const held = waitForOwnServer ? store.heldBy(session, clock.now()) : null;
       if (held) {
         await waitForRelease(held, OWN_SERVER_WAIT_MS);
-        const back = store.allocateSticky(session, clock.now(), claimMs, minHealth);
+        const back = store.allocateSticky(session, clock.now(), claimMs, minHealth, conn);
         if (back) return back;
       }
     }
-    return store.allocate(clock.now(), claimMs, minHealth, session ?? null);
+    return store.allocate(clock.now(), claimMs, minHealth, session ?? null, conn);
+  }
+
+  /** The ticket of a reservation: everything in it comes from the lease row, so signing it again gives the same URL. */
+  async function ticketFor(claim: Allocation): Promise<string> {
+    const claims: TicketClaims = {
+      sub: claim.id,
+      jti: claim.grantId,
+      iat: Math.floor(claim.handedAt / 1000),
+      exp: Math.ceil(claim.claimExpires / 1000),
+      ...(claim.session ? { sid: claim.session } : {}),
+    };
+    return ticketUrl(claim.url, await sign(claims, await signingKey(claim.id, claim.key), 'HS256'));
   }
 
   async function reserve(request: AllocationRequest): Promise<Grant | null> {
     const claim = await pick(request);
     if (!claim) return null;
-    const now = clock.now();
-    const claims: TicketClaims = {
-      sub: claim.id,
-      jti: crypto.randomUUID(),
-      iat: Math.floor(now / 1000),
-      exp: Math.ceil(claim.claimExpires / 1000),
-      ...(request.session ? { sid: request.session } : {}),
-    };
-    const url = ticketUrl(claim.url, await sign(claims, await signingKey(claim.key), 'HS256'));
+    const url = await ticketFor(claim);
     if (request.requestId) store.requests.save(request.requestId, { serverId: claim.id, url }, claim.claimExpires);
     log('debug', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
     return { url, serverId: claim.id, requestId: request.requestId ?? null };
@@ -121,6 +131,10 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
     cancel(grant: Grant): void {
       if (grant.requestId) store.requests.forget(grant.requestId);
       if (store.release(grant.serverId, clock.now())) log('debug', `took back server ${grant.serverId}: its page left before it got the URL`);
+    },
+    /** A server left for good: its imported key is dropped. */
+    forget(serverId: string): void {
+      signingKeys.delete(serverId);
     },
     /** A server's client left: allocations waiting for it go on. */
     released(serverId: string): void {

@@ -1,8 +1,10 @@
 // The dispatcher's command line, turned into one typed config object.
 
 import { DEFAULT_DISPATCHER_PORT, SECRET_ENV } from '../common/protocol.ts';
-import { UsageError, checkSecret, isLoopback, parseDuration, parseFlags, parsePort, parsePositive, parseRatio } from '../common/cli.ts';
-import { DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
+import { UsageError, isLoopback, parseDuration, parseFlags, parsePort, parsePositive, parseRatio } from '../common/cli.ts';
+import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/secret-file.ts';
+import { BURST_SECONDS, DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
+import { checkAllowedOrigin } from './origin.ts';
 
 export interface DispatcherConfig {
   host: string;
@@ -10,12 +12,17 @@ export interface DispatcherConfig {
   db: string;
   timings: LeaseTimings;
   policy: Policy;
-  /** Shared secret for registering and operator routes; required off loopback. */
-  secret: string | null;
+  /** The shared secret render servers and operators present. */
+  secret: string;
+  /** Where it came from, for the start-up line (never the secret itself). */
+  secretSource: string;
+  /** Origins allowed on /stream; null for the default (pages from disk and from this machine). */
+  allowOrigins: string[] | null;
+  /** Count limits by the last hop of X-Forwarded-For instead of the connection's address. */
+  trustProxy: boolean;
   /** Print a line per hand-out and client report too. */
   verbose: boolean;
 }
-
 
 export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
 
@@ -31,15 +38,40 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --grace DUR         how long a page's session may have its server back after leaving it
                       (default ${DEFAULT_POLICY.graceMs}ms)
   --max-queue N       how many pages may wait for a server at once (default ${DEFAULT_POLICY.maxQueue})
+  --max-waiting-per-address N
+                      how many of those places pages from one address (an IPv6 /64) may hold
+                      (default: half of --max-queue)
+  --rate-limit N      get_server_url requests a second from one address, with bursts of
+                      ${BURST_SECONDS}×N (default ${DEFAULT_POLICY.rateLimit}; 0 turns the limit off)
+  --trust-proxy       behind a reverse proxy: count limits by the last X-Forwarded-For hop
+  --allow-origin O    a web origin whose pages may use /stream, e.g. https://example.com
+                      (repeatable; "*" for any page). Default: pages opened from disk (null)
+                      and pages on this machine (http://localhost:*, http://127.0.0.1:*)
+  --retention DUR     how long servers gone offline or expired stay listed (default ${DEFAULT_POLICY.retentionMs / 60_000}min)
   --secret S          shared secret render servers and operators must present (or the
-                      ${SECRET_ENV} environment variable); required off loopback
+                      ${SECRET_ENV} environment variable); by default the secret file's
+  --secret-file FILE  where the secret is kept, made (mode 0600) if missing (default
+                      $${HOME_ENV}/secret or ~/.render-dispatch/secret): render servers of
+                      the same user on this machine read it with no flag
   --verbose           also log every hand-out and client report
   --help              print this and exit
 
-Durations are milliseconds, or a number with ms or s (3s).`;
+Durations are milliseconds, or a number with ms, s or min (3s, 10min).`;
+
+function parseCount(flag: string, text: string, max: number): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new UsageError(`--${flag} must be a whole number from 0 to ${max}, got "${text}"`);
+  }
+  return value;
+}
 
 /** Returns null when --help was asked for; throws UsageError on a bad flag. */
-export function parseDispatcherArgs(argv: string[], env: Record<string, string | undefined> = process.env): DispatcherConfig | null {
+export function parseDispatcherArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  loadSecret: (file: string) => string = loadOrCreateSecret,
+): DispatcherConfig | null {
   const v = parseFlags(argv, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -51,7 +83,13 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
     'min-health': { type: 'string' },
     grace: { type: 'string' },
     'max-queue': { type: 'string' },
+    'max-waiting-per-address': { type: 'string' },
+    'rate-limit': { type: 'string' },
+    'trust-proxy': { type: 'boolean' },
+    'allow-origin': { type: 'string', multiple: true },
+    retention: { type: 'string' },
     secret: { type: 'string' },
+    'secret-file': { type: 'string' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean' },
   });
@@ -66,11 +104,14 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
   if (timings.ttlMs <= timings.heartbeatMs) {
     throw new UsageError(`--ttl (${timings.ttlMs}ms) must be longer than --heartbeat (${timings.heartbeatMs}ms), or every lease lapses between beats`);
   }
-  const secret = v.secret ?? env[SECRET_ENV] ?? null;
-  if (secret !== null) checkSecret(secret);
-  if (!isLoopback(host) && secret === null) {
-    throw new UsageError(`listening on ${host} needs a shared secret (--secret or ${SECRET_ENV}), or anyone could register a render server`);
-  }
+  const maxQueue = v['max-queue'] ? parsePositive('max-queue', v['max-queue'], { max: 1_000_000 }) : DEFAULT_POLICY.maxQueue;
+  const allowOrigins = v['allow-origin']?.map((text) => {
+    const origin = checkAllowedOrigin(text);
+    if (origin === null) throw new UsageError(`--allow-origin must be "*", "null" or scheme://host[:port] with no path, got "${text}"`);
+    return origin;
+  });
+  const secretFile = v['secret-file'] ?? defaultSecretFile(env);
+  const { secret, source } = resolveSecret(v.secret, env[SECRET_ENV], secretFile, loadSecret);
   return {
     host,
     port: v.port ? parsePort('port', v.port) : DEFAULT_DISPATCHER_PORT,
@@ -79,9 +120,17 @@ export function parseDispatcherArgs(argv: string[], env: Record<string, string |
     policy: {
       minHealth: v['min-health'] ? parseRatio('min-health', v['min-health']) : DEFAULT_POLICY.minHealth,
       graceMs: v.grace ? parseDuration('grace', v.grace) : DEFAULT_POLICY.graceMs,
-      maxQueue: v['max-queue'] ? parsePositive('max-queue', v['max-queue'], { max: 1_000_000 }) : DEFAULT_POLICY.maxQueue,
+      maxQueue,
+      maxWaitingPerAddress: v['max-waiting-per-address']
+        ? parsePositive('max-waiting-per-address', v['max-waiting-per-address'], { max: 1_000_000 })
+        : Math.ceil(maxQueue / 2),
+      rateLimit: v['rate-limit'] ? parseCount('rate-limit', v['rate-limit'], 1_000_000) : DEFAULT_POLICY.rateLimit,
+      retentionMs: v.retention ? parseDuration('retention', v.retention) : DEFAULT_POLICY.retentionMs,
     },
     secret,
+    secretSource: source,
+    allowOrigins: allowOrigins ?? null,
+    trustProxy: v['trust-proxy'] ?? false,
     verbose: v.verbose ?? false,
   };
 }

@@ -1,5 +1,8 @@
 // One render server's control connection: registration, heartbeats, client reports and drain,
-// each a lease-store transition. Anything that may free a server wakes the waiting room.
+// each a lease-store transition. Anything that may free a server wakes the waiting room. The
+// connection got past the shared secret to get here; what it registers must still be its own: an
+// id belongs to the process that first registered it (proved by its instance secret), and a URL
+// to the live server registered on it.
 
 import { CLOSE, encode, parseRenderMessage, type DispatcherToRender } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
@@ -22,7 +25,7 @@ export interface Session {
 
 export interface ControlContext {
   store: LeaseStore;
-  timings: { heartbeatMs: number; ttlMs: number };
+  timings: { heartbeatMs: number; ttlMs: number; claimMs: number };
   graceMs: number;
   clock: Clock;
   events: EventSource<DispatcherEvents>;
@@ -39,10 +42,17 @@ function randomKey(): string {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+/** The instance secret is kept only as its hash: the lease file never holds what proves an identity. */
+async function hashInstance(instance: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(instance)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export function openControlSession(ctx: ControlContext, link: Link): Session {
   const { store, timings, clock, events, announcedExpired } = ctx;
   const conn = crypto.randomUUID();
   let serverId: string | null = null;
+  let open = true;
   // When the current client connected, for the waiting room's estimates.
   let clientSince: number | null = null;
   const reply = (message: DispatcherToRender) => link.send(encode(message));
@@ -66,18 +76,25 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     const now = clock.now();
 
     if (msg.type === 'register') {
+      const instanceHash = await hashInstance(msg.instance);
+      if (!open) return;
       if (serverId !== null && serverId !== msg.id) {
         return refuse(`this connection is registered as ${serverId}; open a new one for ${msg.id}`, 'id');
       }
       const result = store.register({
-        id: msg.id, url: msg.url, conn, client: msg.client, targetFps: msg.targetFps, newKey: randomKey(), now, ttlMs: timings.ttlMs,
+        id: msg.id, url: msg.url, conn, instanceHash, client: msg.client, targetFps: msg.targetFps, newKey: randomKey(), now: clock.now(), ttlMs: timings.ttlMs,
       });
+      if (!result.ok) {
+        events.emit('log', { level: 'warn', message: `refused a registration: ${result.conflict}` });
+        refuse(`registration refused: ${result.conflict}`, result.conflict.startsWith('id ') ? 'id' : 'url');
+        return link.close(CLOSE.conflict, 'registration conflicts with a live render server');
+      }
       serverId = msg.id;
       announcedExpired.delete(msg.id);
       for (const old of result.replaced) events.emit('server.lost', { ...old, reason: 'replaced' });
       reply({
         type: 'registered', id: msg.id, key: result.row.key,
-        heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, expiresAt: result.row.leaseExpires,
+        heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, claimMs: timings.claimMs, expiresAt: result.row.leaseExpires,
       });
       if (result.isNew) events.emit('server.new', { id: msg.id, url: msg.url });
       log('info', `render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
@@ -119,7 +136,9 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   }
 
   function closed(): void {
+    open = false;
     if (serverId === null) return;
+    ctx.allocator.forget(serverId);
     const before = store.get(serverId);
     const row = store.disconnect(serverId, conn, clock.now());
     // No row: a newer connection holds the lease, and this close says nothing about the server.

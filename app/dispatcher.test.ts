@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, test } from 'bun:test';
 import { verify } from 'hono/jwt';
-import { CLOSE, NONE, TICKET_PARAM } from '../common/protocol.ts';
-import { createDispatcher, type Dispatcher } from './dispatcher.ts';
+import { CLOSE, NONE, TICKET_PARAM, encode } from '../common/protocol.ts';
+import { createDispatcher, type Dispatcher, type Policy } from './dispatcher.ts';
 import { openLeaseStore } from './lease-store.ts';
 
 const timings = { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 };
@@ -15,30 +15,47 @@ function fakeLink() {
 let clock: { t: number; now(): number };
 let dispatcher: Dispatcher;
 let events: string[];
+/** The instance secret of each simulated render server process, by id. */
+const instances = new Map<string, string>();
 
-beforeEach(() => {
-  // Starts at the present: tickets are checked against the real time by the render server.
-  clock = { t: Date.now(), now: () => clock.t };
-  dispatcher = createDispatcher({ store: openLeaseStore(':memory:'), timings, clock });
+function start(policy: Partial<Policy> = {}) {
+  dispatcher = createDispatcher({ store: openLeaseStore(':memory:'), timings, clock, policy: { rateLimit: 0, ...policy } });
   events = [];
   for (const name of ['server.new', 'server.lost', 'connection.new', 'connection.lost'] as const) {
     dispatcher.events.on(name, (e) => events.push(`${name} ${'reason' in e ? e.reason : e.id}`));
   }
+}
+
+beforeEach(() => {
+  // Starts at the present: tickets are checked against the real time by the render server.
+  clock = { t: Date.now(), now: () => clock.t };
+  instances.clear();
+  start();
 });
 
+const PEER = { address: '192.0.2.1' };
+
 /** The first reply a fresh /stream session gives to one message. */
-async function answer(text: string): Promise<string> {
+async function answer(text: string, peer = PEER): Promise<string> {
   const sent: string[] = [];
-  const session = dispatcher.openStream({ send: (t) => sent.push(t), close() {} });
+  const session = dispatcher.openStream({ send: (t) => sent.push(t), close() {} }, peer);
   await session.message(text);
   session.closed();
   return sent[0];
 }
 
-async function registered(id = 'a', url = 'ws://127.0.0.1:16000/stream') {
+/** A /stream connection kept open, with every reply it got. */
+function page(peer = PEER) {
+  const sent: Record<string, unknown>[] = [];
+  const session = dispatcher.openStream({ send: (t) => sent.push(t.startsWith('{') ? JSON.parse(t) : { text: t }), close() {} }, peer);
+  return { sent, session, ask: (request: object) => session.message(JSON.stringify({ type: 'get_server_url', ...request })) };
+}
+
+async function registered(id = 'a', url = 'ws://127.0.0.1:16000/stream', instance = instances.get(id) ?? `instance-of-${id}-${crypto.randomUUID()}`) {
+  instances.set(id, instance);
   const link = fakeLink();
   const session = dispatcher.openControl(link);
-  await session.message(JSON.stringify({ type: 'register', id, url, client: 'none', targetFps: 60 }));
+  await session.message(encode({ type: 'register', id, instance, url, client: 'none', targetFps: 60 }));
   return { link, session, key: link.sent[0].key as string };
 }
 
@@ -63,7 +80,7 @@ describe('control sessions', () => {
     await session.message('not json');
     await session.message('{"type":"teleport"}');
     expect(link.sent.slice(1)).toEqual([
-      { type: 'error', field: 'fps', error: 'heartbeat.fps must be a finite number >= 0' },
+      { type: 'error', field: 'fps', error: 'heartbeat.fps must be a finite number from 0 to 1000' },
       { type: 'error', error: 'message is not valid JSON' },
       { type: 'error', field: 'type', error: 'type must be one of register, heartbeat, client, drain' },
     ]);
@@ -197,5 +214,135 @@ describe('get_server_url', () => {
     expect(await answer('get_server_url')).toBe(NONE);
     await session.message(JSON.stringify({ type: 'client', event: 'gone' }));
     expect(await answer('get_server_url')).not.toBe(NONE);
+  });
+});
+
+describe('what is whose', () => {
+  test('another process cannot register a live id: refused, closed 4001, the holder keeps its key', async () => {
+    const victim = await registered('a', 'ws://127.0.0.1:16000/stream');
+    const attacker = fakeLink();
+    await dispatcher.openControl(attacker).message(encode({ type: 'register', id: 'a', instance: 'not-the-victims-instance', url: 'ws://evil.example/stream', client: 'none', targetFps: 60 }));
+    expect(attacker.sent).toEqual([{ type: 'error', field: 'id', error: 'registration refused: id a belongs to another render server process' }]);
+    expect(attacker.closes).toEqual([{ code: CLOSE.conflict, reason: 'registration conflicts with a live render server' }]);
+    // The victim's connection still holds the lease, at its URL, and tickets are signed with its key.
+    await victim.session.message(encode({ type: 'heartbeat', fps: 60, frameMs: 1, client: 'none' }));
+    expect(victim.link.sent.at(-1)).toMatchObject({ type: 'lease' });
+    const url = new URL(await answer('get_server_url'));
+    expect(url.host).toBe('127.0.0.1:16000');
+    expect((await verify(url.searchParams.get(TICKET_PARAM)!, victim.key, 'HS256')).sub).toBe('a');
+    expect(events.filter((e) => e.startsWith('server.'))).toEqual(['server.new a']);
+  });
+
+  test('a new id cannot take the URL of a live server; once that one is gone it replaces it', async () => {
+    const old = await registered('old', 'ws://127.0.0.1:16000/stream');
+    const usurper = fakeLink();
+    const session = dispatcher.openControl(usurper);
+    await session.message(encode({ type: 'register', id: 'new', instance: 'instance-of-new-0123456789', url: 'ws://127.0.0.1:16000/stream', client: 'none', targetFps: 60 }));
+    expect(usurper.sent[0]).toEqual({ type: 'error', field: 'url', error: 'registration refused: ws://127.0.0.1:16000/stream belongs to live render server old' });
+    expect(usurper.closes[0].code).toBe(CLOSE.conflict);
+    expect(dispatcher.list().map((s) => [s.id, s.state])).toEqual([['old', 'ready']]);
+    // The old process dies; the restarted one on the same port takes the URL, announced as replaced.
+    old.session.closed();
+    await registered('new', 'ws://127.0.0.1:16000/stream');
+    expect(dispatcher.list().map((s) => [s.id, s.state])).toEqual([['new', 'ready']]);
+    expect(events).toContain('server.lost replaced');
+  });
+
+  test('every registration brings a fresh key, and the same process may register its id again', async () => {
+    const first = await registered('a');
+    const second = await registered('a');
+    expect(second.key).not.toBe(first.key);
+    const url = new URL(await answer('get_server_url'));
+    expect((await verify(url.searchParams.get(TICKET_PARAM)!, second.key, 'HS256')).sub).toBe('a');
+  });
+
+  test('tickets carry iat and live exactly one claim period', async () => {
+    await registered('a');
+    const url = new URL(await answer('get_server_url'));
+    const [, payload] = url.searchParams.get(TICKET_PARAM)!.split('.');
+    const claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/')));
+    expect(claims.iat).toBe(Math.floor(clock.t / 1000));
+    expect(claims.exp - claims.iat).toBeLessThanOrEqual(timings.claimMs / 1000 + 1);
+  });
+});
+
+describe('no hoarding', () => {
+  test('one connection asking again gets the same grant back, not a second server', async () => {
+    for (const id of ['a', 'b', 'c']) await registered(id, `ws://127.0.0.1:1600${id.charCodeAt(0) - 97}/stream`);
+    const p = page();
+    for (let i = 0; i < 5; i++) await p.session.message('get_server_url');
+    expect(new Set(p.sent.map((m) => m.text)).size).toBe(1);
+    expect(dispatcher.list().filter((s) => s.state === 'reserved')).toHaveLength(1);
+    // Once its page has connected the grant is spent, and the next ask is a new one.
+    const server = dispatcher.list().find((s) => s.state === 'reserved')!;
+    expect(server.state).toBe('reserved');
+  });
+
+  test('one session over many connections holds one unclaimed server', async () => {
+    for (const id of ['a', 'b', 'c']) await registered(id, `ws://127.0.0.1:1600${id.charCodeAt(0) - 97}/stream`);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => answer(JSON.stringify({ type: 'get_server_url', session: 'session-one' }))),
+    );
+    expect(new Set(answers).size).toBe(1);
+    expect(dispatcher.list().filter((s) => s.state === 'reserved')).toHaveLength(1);
+    expect(JSON.parse(await answer(JSON.stringify({ type: 'get_server_url', session: 'session-two' }))).type).toBe('server_url');
+  });
+
+  test('a claimed grant is spent: the same connection may then have another server', async () => {
+    const a = await registered('a', 'ws://127.0.0.1:16000/stream');
+    await registered('b', 'ws://127.0.0.1:16001/stream');
+    const p = page();
+    await p.session.message('get_server_url');
+    await a.session.message(encode({ type: 'client', event: 'connected' }));
+    await p.session.message('get_server_url');
+    expect(p.sent.map((m) => new URL(String(m.text)).port)).toEqual(['16000', '16001']);
+  });
+
+  test('the rate limit per address answers with a clear error and when to retry; other addresses are served', async () => {
+    start({ rateLimit: 2 });
+    await registered('a', 'ws://127.0.0.1:16000/stream');
+    await registered('b', 'ws://127.0.0.1:16001/stream');
+    const p = page({ address: '198.51.100.7' });
+    // A burst of five seconds' worth, then no more until time passes.
+    for (let i = 0; i < 11; i++) await p.session.message('get_server_url');
+    expect(p.sent.slice(0, 10).every((m) => String(m.text).startsWith('ws://'))).toBe(true);
+    expect(p.sent[10].text).toBe('error: too many requests from your address (at most 2 a second): try again in 500ms');
+    await p.ask({ requestId: 'json-1' });
+    expect(p.sent[11]).toEqual({ type: 'error', error: expect.stringContaining('too many requests'), retryMs: 500, requestId: 'json-1' });
+    expect(await answer('get_server_url', { address: '203.0.113.9' })).toStartWith('ws://');
+    clock.t += 500;
+    await p.session.message('get_server_url');
+    expect(String(p.sent[12].text)).toStartWith('ws://');
+  });
+
+  test('one address holds at most its share of the waiting room', async () => {
+    start({ maxQueue: 10, maxWaitingPerAddress: 3 });
+    const pages = Array.from({ length: 4 }, () => page({ address: '198.51.100.7' }));
+    for (const p of pages) await p.ask({ wait: true });
+    expect(pages.map((p) => p.sent[0].type)).toEqual(['queued', 'queued', 'queued', 'none']);
+    expect(pages[3].sent[0]).toEqual({ type: 'none', reason: 'your address holds all the places in the waiting room it may (3)' });
+    const elsewhere = page({ address: '203.0.113.9' });
+    await elsewhere.ask({ wait: true });
+    expect(elsewhere.sent[0]).toMatchObject({ type: 'queued', position: 4 });
+  });
+});
+
+describe('bounded state', () => {
+  test('servers gone for longer than the retention are forgotten; live ones stay', async () => {
+    start({ retentionMs: 60_000 });
+    const gone = await registered('gone', 'ws://127.0.0.1:16000/stream');
+    await registered('stays', 'ws://127.0.0.1:16001/stream');
+    gone.session.closed();
+    clock.t += 30_000;
+    dispatcher.sweep();
+    expect(dispatcher.list().map((s) => s.id)).toEqual(['gone', 'stays']);
+    clock.t += 31_000;
+    dispatcher.sweep();
+    expect(dispatcher.list().map((s) => s.id)).toEqual(['stays']);
+    // "stays" sends no heartbeat here: once expired for over the retention, it goes too (purges
+    // run every 10 s).
+    clock.t += 10_000;
+    dispatcher.sweep();
+    expect(dispatcher.list().map((s) => s.id)).toEqual([]);
   });
 });

@@ -9,13 +9,15 @@ import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents } from './events.ts';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
-import type { LeaseStore, ServerRow } from './lease-store.ts';
+import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
+import { createRateLimit } from './rate-limit.ts';
 import { viewOf, type ServerView } from './server-view.ts';
-import { openStreamSession } from './stream-session.ts';
+import { openStreamSession, type Peer } from './stream-session.ts';
 import { createWaitingRoom } from './waiting-room.ts';
 
 export type { Clock } from './clock.ts';
 export type { Link, Session } from './control-session.ts';
+export type { Peer } from './stream-session.ts';
 
 export interface LeaseTimings {
   /** How often render servers are told to heartbeat. */
@@ -35,26 +37,43 @@ export interface Policy {
   graceMs: number;
   /** How many pages may wait for a server at once. */
   maxQueue: number;
+  /** How many of those places pages from one address (or IPv6 /64) may hold. */
+  maxWaitingPerAddress: number;
+  /** get_server_url requests a second one address may make (bursts of five times that); 0 for no limit. */
+  rateLimit: number;
+  /** How long the rows of servers gone offline or expired are kept for operators to see. */
+  retentionMs: number;
 }
 
-export const DEFAULT_POLICY: Policy = { minHealth: 0.1, graceMs: 15_000, maxQueue: 100 };
+export const DEFAULT_POLICY: Policy = {
+  minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 10 * 60_000,
+};
+
+/** A burst is this many seconds' worth of the rate limit. */
+export const BURST_SECONDS = 5;
+/** How often rows past their retention are purged and the lease log cut back (more often with a shorter retention). */
+const PURGE_EVERY_MS = 10_000;
 
 export interface DispatcherOptions {
   store: LeaseStore;
   timings?: LeaseTimings;
-  policy?: Policy;
+  /** Unset fields take their defaults. */
+  policy?: Partial<Policy>;
   clock?: Clock;
 }
 
 export type DrainResult = { ok: true; server: ServerView } | { ok: false; status: 404 | 409; reason: string };
 
-export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DEFAULT_POLICY, clock = systemClock }: DispatcherOptions) {
+export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: given, clock = systemClock }: DispatcherOptions) {
+  const policy: Policy = { ...DEFAULT_POLICY, ...given };
   const events = createEventSource<DispatcherEvents>();
   const log = (level: DispatcherEvents['log']['level'], message: string) => events.emit('log', { level, message });
   const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, clock, log });
-  const room = createWaitingRoom({ store, allocator, maxQueue: policy.maxQueue, clock });
+  const room = createWaitingRoom({ store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, clock });
+  const rateLimit = createRateLimit({ perSecond: policy.rateLimit, burst: policy.rateLimit * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();
   const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock);
+  let purgedAt = clock.now();
 
   function announceDrain(row: ServerRow): void {
     events.emit('server.lost', { id: row.id, url: row.url, reason: 'drained' });
@@ -63,15 +82,27 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
 
   const controlContext = { store, timings, graceMs: policy.graceMs, clock, events, allocator, room, heartbeats, announcedExpired, announceDrain };
 
-  /** Announces leases that ran out, serves the waiting room (claims lapse with time) and forgets old request ids. */
+  /**
+   * Announces leases that ran out, serves the waiting room (claims lapse with time), forgets old
+   * request ids and, now and then, the rows of servers long gone.
+   */
   function sweep(): void {
     const now = clock.now();
     for (const row of store.expired(now)) {
       if (announcedExpired.has(row.id)) continue;
       announcedExpired.add(row.id);
+      allocator.forget(row.id);
       events.emit('server.lost', { id: row.id, url: row.url, reason: 'expired' });
     }
     store.requests.prune(now);
+    if (now - purgedAt >= Math.min(PURGE_EVERY_MS, policy.retentionMs)) {
+      purgedAt = now;
+      const purged = store.purge(now - policy.retentionMs);
+      if (purged) log('info', `forgot ${purged} render server${purged === 1 ? '' : 's'} gone for over ${policy.retentionMs}ms`);
+      // Expiry announcements are kept only for rows that still exist.
+      for (const id of announcedExpired) if (!store.get(id)) announcedExpired.delete(id);
+      store.checkpoint();
+    }
     if (room.hasWaiting()) void room.serve();
   }
 
@@ -101,7 +132,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
     policy,
     allocate: allocator.allocate,
     openControl: (link: Link): Session => openControlSession(controlContext, link),
-    openStream: (link: Link): Session => openStreamSession({ allocator, room, events }, link),
+    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit, policy }, link, peer),
     sweep,
     /** Writes heartbeats still waiting for their batch (before closing the store). */
     flush: heartbeats.flush,
@@ -110,6 +141,12 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy = DE
     list: (): ServerView[] => {
       const now = clock.now();
       return store.all().map((row) => viewOf(row, now, policy.minHealth));
+    },
+    /** One page of the servers, for GET /v1/servers. */
+    page: (query: ListQuery): { servers: ServerView[]; next: ListQuery['after'] } => {
+      const now = clock.now();
+      const { rows, next } = store.list(query, now);
+      return { servers: rows.map((row) => viewOf(row, now, policy.minHealth)), next };
     },
   };
 }

@@ -8,7 +8,7 @@ function setUp(servers: number) {
   const store = openLeaseStore(':memory:');
   const clock = { t: 1_000_000, now: () => clock.t };
   for (let i = 0; i < servers; i++) {
-    store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, client: 'none', targetFps: 60, newKey: 'k', now: clock.t, ttlMs: TTL });
+    store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, instanceHash: `h${i}`, client: 'none', targetFps: 60, newKey: 'k', now: clock.t, ttlMs: TTL });
   }
   let transactions = 0;
   const heartbeats = store.heartbeats;

@@ -2,11 +2,24 @@ import { describe, expect, test } from 'bun:test';
 import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher } from './dispatcher.ts';
 import { createApp } from './http.ts';
+import { encode } from '../common/protocol.ts';
 import { openLeaseStore } from './lease-store.ts';
+import { createOriginPolicy } from './origin.ts';
 import { CLIENT_DIR } from './server.ts';
 
+const secret = 'test-secret-0123456789';
 const dispatcher = createDispatcher({ store: openLeaseStore(':memory:') });
-const app = createApp({ dispatcher, upgradeWebSocket, clientDir: CLIENT_DIR });
+const options = {
+  upgradeWebSocket,
+  clientDir: CLIENT_DIR,
+  secret,
+  origins: createOriginPolicy({ streamOrigins: null, listenHost: '127.0.0.1' }),
+  remoteAddress: () => '127.0.0.1',
+};
+const app = createApp({ dispatcher, ...options });
+const bearer = { authorization: `Bearer ${secret}` };
+const register = (id: string, url: string) =>
+  dispatcher.openControl({ send() {}, close() {} }).message(encode({ type: 'register', id, instance: `instance-of-${id}-0123456789`, url, client: 'none', targetFps: 30 }));
 
 describe('http routes', () => {
   test('GET / serves the client page and its protocol script', async () => {
@@ -29,10 +42,55 @@ describe('http routes', () => {
   });
 
   test('GET /v1/servers lists servers with their state', async () => {
-    const link = { send() {}, close() {} };
-    await dispatcher.openControl(link).message(JSON.stringify({ type: 'register', id: 'x', url: 'ws://127.0.0.1:1/stream', client: 'none', targetFps: 30 }));
-    const body = (await (await app.request('/v1/servers')).json()) as { servers: { id: string; state: string }[] };
+    await register('x', 'ws://127.0.0.1:1/stream');
+    const body = (await (await app.request('/v1/servers')).json()) as { servers: { id: string; state: string }[]; next: string | null };
     expect(body.servers.map((s) => [s.id, s.state])).toEqual([['x', 'ready']]);
+    expect(body.next).toBeNull();
+  });
+
+  test('GET /v1/servers pages with ?limit and ?after, filters with ?state, and names a bad parameter', async () => {
+    for (let i = 0; i < 5; i++) await register(`p${i}`, `ws://127.0.0.1:2/stream-${i}`);
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const response = await app.request(`/v1/servers?state=ready&limit=2${after ? `&after=${after}` : ''}`);
+      const body = (await response.json()) as { servers: { id: string }[]; next: string | null };
+      expect(body.servers.length).toBeLessThanOrEqual(2);
+      seen.push(...body.servers.map((s) => s.id));
+      after = body.next;
+    } while (after);
+    expect(seen.filter((id) => id.startsWith('p'))).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    for (const [query, reason] of [
+      ['state=sleeping', 'state must be one of ready, reserved, busy, draining, offline, expired'],
+      ['limit=0', 'limit must be a whole number from 1 to 1000'],
+      ['limit=5000', 'limit must be a whole number from 1 to 1000'],
+      ['after=%%%', 'after must be the next value of an earlier page'],
+      ['colour=red', 'unknown parameter colour: use state, limit or after'],
+    ]) {
+      const response = await app.request(`/v1/servers?${query}`);
+      expect([query, response.status, await response.text()]).toEqual([query, 400, reason]);
+    }
+  });
+
+  test('browser pages from other origins are refused with 403 and a reason; the own page and programs are not', async () => {
+    const evil = { origin: 'https://evil.example', host: '127.0.0.1:18000' };
+    const drain = await app.request('/v1/servers/x/drain', { method: 'POST', headers: { ...evil, ...bearer } });
+    expect([drain.status, await drain.text()]).toEqual([403, 'operator routes refuse pages from other origins (Origin https://evil.example)']);
+    const control = await app.request('/v1/control', { headers: { ...evil, ...bearer, upgrade: 'websocket' } });
+    expect([control.status, await control.text()]).toEqual([403, 'browser pages may not open the control channel (Origin https://evil.example)']);
+    const stream = await app.request('/stream', { headers: { ...evil, upgrade: 'websocket' } });
+    expect(stream.status).toBe(403);
+    expect(await stream.text()).toBe('pages from https://evil.example may not ask this dispatcher for servers (start it with --allow-origin https://evil.example)');
+    // A site that points its own name at 127.0.0.1 keeps its Host: not the dispatcher's own page.
+    const rebound = await app.request('/v1/servers', { headers: { origin: 'http://evil.example:18000', host: 'evil.example:18000' } });
+    expect(rebound.status).toBe(403);
+    expect((await app.request('/v1/servers', { headers: { origin: 'http://127.0.0.1:18000', host: '127.0.0.1:18000' } })).status).toBe(200);
+    expect((await app.request('/v1/servers')).status).toBe(200);
+    // A page from disk sends "null", and a page on this machine its loopback origin: both are /stream's users.
+    for (const origin of ['null', 'http://localhost:5173']) {
+      const response = await app.request('/stream', { headers: { origin, host: '127.0.0.1:18000' } });
+      expect([origin, response.status]).toEqual([origin, 426]);
+    }
   });
 
   test('the WebSocket paths refuse a plain request with 426 and a reason', async () => {
@@ -43,9 +101,8 @@ describe('http routes', () => {
     }
   });
 
-  test('drain routes need the shared secret when one is set', async () => {
-    const secret = 'test-secret-0123456789';
-    const guarded = createApp({ dispatcher, upgradeWebSocket, clientDir: CLIENT_DIR, secret });
+  test('drain routes and the control channel need the shared secret', async () => {
+    const guarded = app;
     const missing = await guarded.request('/v1/servers/x/drain', { method: 'POST' });
     expect(missing.status).toBe(401);
     expect(await missing.text()).toBe('this needs the shared secret: send Authorization: Bearer <secret>');
@@ -61,7 +118,7 @@ describe('http routes', () => {
   });
 
   test('draining an unknown server is a 404 with a reason', async () => {
-    const response = await app.request('/v1/servers/ghost/drain', { method: 'POST' });
+    const response = await app.request('/v1/servers/ghost/drain', { method: 'POST', headers: bearer });
     expect([response.status, await response.text()]).toEqual([404, 'no render server ghost']);
   });
 
@@ -72,7 +129,7 @@ describe('http routes', () => {
   });
 
   test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
-    const failing = createDispatcher({ store: openLeaseStore(':memory:') });
+    const failing = createDispatcher({ store: openLeaseStore(':memory:'), policy: { rateLimit: 0 } });
     const logged: string[] = [];
     failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
     failing.openStream = () => ({
@@ -81,7 +138,7 @@ describe('http routes', () => {
       },
       closed() {},
     });
-    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ dispatcher: failing, upgradeWebSocket, clientDir: CLIENT_DIR }).fetch, websocket });
+    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ dispatcher: failing, ...options }).fetch, websocket });
     try {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
       await new Promise((resolve) => (ws.onopen = resolve));

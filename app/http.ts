@@ -1,5 +1,7 @@
 // The dispatcher's HTTP and WebSocket routes as a Web-standard Hono app. The runtime adapter
-// (server.ts) passes in its upgradeWebSocket helper; tests call app.request() without a port.
+// (server.ts) passes in its upgradeWebSocket helper and how to read a request's address; tests
+// call app.request() without a port. Every refusal (a browser page where none may be, a missing
+// secret) is an HTTP status with a reason, before any socket exists.
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,15 +10,23 @@ import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
-import type { Dispatcher, Link, Session } from './dispatcher.ts';
+import { addressKey, lastForwardedFor } from './client-address.ts';
+import type { Dispatcher, Link, Peer, Session } from './dispatcher.ts';
+import type { OriginChecks, OriginVerdict } from './origin.ts';
+import { encodeCursor, parseListQuery } from './server-view.ts';
 
 export interface AppOptions {
   dispatcher: Dispatcher;
   upgradeWebSocket: UpgradeWebSocket;
   /** Folder holding index.html and protocol.js. */
   clientDir: string;
-  /** When set, registering and operator routes need `Authorization: Bearer <secret>`. */
-  secret?: string | null;
+  /** Registering and operator routes need `Authorization: Bearer <secret>`. */
+  secret: string;
+  origins: OriginChecks;
+  /** The address a request came from, as the runtime sees it. */
+  remoteAddress(request: Request): string | null;
+  /** Take the page's address from the last hop of X-Forwarded-For (behind a reverse proxy). */
+  trustProxy?: boolean;
 }
 
 /** Every message either socket takes is a small JSON object or a short line; anything larger is refused unread. */
@@ -38,13 +48,15 @@ const requireUpgrade: MiddlewareHandler = async (c, next) => {
  */
 function sessionRoute(
   upgradeWebSocket: UpgradeWebSocket,
-  open: (link: Link) => Session,
+  open: (link: Link, peer: Peer) => Session,
+  peerOf: (request: Request) => Peer,
   onBinary: (ws: WSContext) => void,
   report: (error: unknown) => void,
 ) {
-  return upgradeWebSocket(() => {
+  return upgradeWebSocket((c) => {
+    const peer = peerOf(c.req.raw);
     let session: Session | null = null;
-    const sessionFor = (ws: WSContext) => (session ??= open({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }));
+    const sessionFor = (ws: WSContext) => (session ??= open({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }, peer));
     return {
       onOpen: (_event, ws) => {
         sessionFor(ws);
@@ -64,11 +76,8 @@ function sessionRoute(
   });
 }
 
-const noCheck: MiddlewareHandler = (_c, next) => next();
-
 /** The shared secret's check, refused as 401 (400 for a malformed header) with a reason. */
-function requireSecret(secret: string | null | undefined): MiddlewareHandler {
-  if (!secret) return noCheck;
+function requireSecret(secret: string): MiddlewareHandler {
   return bearerAuth({
     token: secret,
     noAuthenticationHeader: { message: 'this needs the shared secret: send Authorization: Bearer <secret>' },
@@ -77,9 +86,23 @@ function requireSecret(secret: string | null | undefined): MiddlewareHandler {
   });
 }
 
-export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: AppOptions) {
+/** Refuses, as 403 with the reason, a request whose Origin the check turns down. */
+function requireOrigin(check: (origin: string | undefined, host: string | undefined) => OriginVerdict): MiddlewareHandler {
+  return async (c, next) => {
+    const verdict = check(c.req.header('origin'), c.req.header('host'));
+    if (!verdict.ok) throw new HTTPException(403, { message: verdict.reason });
+    await next();
+  };
+}
+
+export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, origins, remoteAddress, trustProxy = false }: AppOptions) {
   const app = new Hono();
   const authorized = requireSecret(secret);
+  const operator = requireOrigin(origins.operator);
+  const peerOf = (request: Request): Peer => {
+    const address = (trustProxy ? lastForwardedFor(request.headers.get('x-forwarded-for') ?? undefined) : null) ?? remoteAddress(request) ?? 'unknown';
+    return { address: addressKey(address) };
+  };
   const report = (error: unknown) =>
     dispatcher.events.emit('log', { level: 'error', message: `socket session failed: ${error instanceof Error ? (error.stack ?? error.message) : error}` });
 
@@ -93,15 +116,21 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
   app.get('/', () => clientFile('index.html'));
   app.get('/:file{[a-z-]+\\.(?:html|js)}', (c) => clientFile(c.req.param('file')));
 
-  app.get(PATHS.servers, (c) => c.json({ servers: dispatcher.list() }));
+  // Paged (100 a page unless ?limit=, up to 1,000) and filterable by ?state=.
+  app.get(PATHS.servers, operator, (c) => {
+    const query = parseListQuery(c.req.query());
+    if (!query.ok) throw new HTTPException(400, { message: query.reason });
+    const { servers, next } = dispatcher.page(query);
+    return c.json({ servers, next: encodeCursor(next ?? null) });
+  });
 
   // Drain: the server is handed out no more, its client stays. DELETE ends the drain.
-  app.post(`${PATHS.servers}/:id/drain`, authorized, (c) => {
+  app.post(`${PATHS.servers}/:id/drain`, operator, authorized, (c) => {
     const result = dispatcher.drain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
     return c.json({ server: result.server });
   });
-  app.delete(`${PATHS.servers}/:id/drain`, authorized, (c) => {
+  app.delete(`${PATHS.servers}/:id/drain`, operator, authorized, (c) => {
     const result = dispatcher.undrain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
     return c.json({ server: result.server });
@@ -111,9 +140,11 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
   app.get(
     PATHS.stream,
     requireUpgrade,
+    requireOrigin(origins.stream),
     sessionRoute(
       upgradeWebSocket,
       dispatcher.openStream,
+      peerOf,
       (ws) => ws.send('error: binary messages are not understood; send "get_server_url" as text'),
       report,
     ),
@@ -123,8 +154,9 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret }: A
   app.get(
     PATHS.control,
     requireUpgrade,
+    requireOrigin(origins.control),
     authorized,
-    sessionRoute(upgradeWebSocket, dispatcher.openControl, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
+    sessionRoute(upgradeWebSocket, dispatcher.openControl, peerOf, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
   );
 
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));

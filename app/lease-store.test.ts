@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { Database } from 'bun:sqlite';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveState, openLeaseStore, type LeaseStore } from './lease-store.ts';
@@ -14,11 +15,13 @@ function store(path = ':memory:') {
   return s;
 }
 
-function register(s: LeaseStore, id: string, now: number, opts: { url?: string; conn?: string; client?: 'none' | 'connected' } = {}) {
-  return s.register({
-    id, url: opts.url ?? `ws://127.0.0.1:${id.length + 16000}/stream-${id}`, conn: opts.conn ?? `conn-${id}`,
-    client: opts.client ?? 'none', targetFps: 60, newKey: `key-${id}`, now, ttlMs: TTL,
+function register(s: LeaseStore, id: string, now: number, opts: { url?: string; conn?: string; client?: 'none' | 'connected'; instanceHash?: string } = {}) {
+  const result = s.register({
+    id, url: opts.url ?? `ws://127.0.0.1:${id.length + 16000}/stream-${id}`, conn: opts.conn ?? `conn-${id}`, instanceHash: opts.instanceHash ?? `hash-${id}`,
+    client: opts.client ?? 'none', targetFps: 60, newKey: `key-${id}-${now}`, now, ttlMs: TTL,
   });
+  if (!result.ok) throw new Error(result.conflict);
+  return result;
 }
 
 /** [id, state] of every row as of `now`. */
@@ -99,12 +102,12 @@ describe('lease store', () => {
     expect(s.allocate(40, CLAIM)?.id).toBe('a');
   });
 
-  test('registering again keeps the key and an outstanding reservation', () => {
+  test('registering again brings a new key and keeps an outstanding reservation', () => {
     const s = store();
     register(s, 'a', 0);
     s.allocate(0, CLAIM);
-    const again = s.register({ id: 'a', url: 'ws://127.0.0.1:16001/stream-a', conn: 'c2', client: 'none', targetFps: 60, newKey: 'other', now: 100, ttlMs: TTL });
-    expect(again.row.key).toBe('key-a');
+    const again = register(s, 'a', 100, { url: 'ws://127.0.0.1:16001/stream-a', conn: 'c2' });
+    expect(again.row.key).toBe('key-a-100');
     expect(again.row.state).toBe('reserved');
     expect(again.isNew).toBe(false);
   });
@@ -117,12 +120,68 @@ describe('lease store', () => {
     expect(s.allocate(101, CLAIM)).toBeNull();
   });
 
-  test('a new instance on the same URL replaces the old one', () => {
+  test('a new id on the URL of a live server is refused; once that server is gone it replaces it', () => {
     const s = store();
     register(s, 'old', 0, { url: 'ws://127.0.0.1:16000/stream' });
-    const result = register(s, 'new', 5, { url: 'ws://127.0.0.1:16000/stream' });
-    expect(result.replaced.map((r) => r.id)).toEqual(['old']);
-    expect(states(s, 6)).toEqual([['new', 'ready']]);
+    const input = { id: 'new', url: 'ws://127.0.0.1:16000/stream', conn: 'c', instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL } as const;
+    expect(s.register({ ...input, now: 5 })).toEqual({ ok: false, conflict: 'ws://127.0.0.1:16000/stream belongs to live render server old' });
+    // Expired (frozen, or its dispatcher gone) counts as gone, as does offline.
+    const result = s.register({ ...input, now: TTL });
+    expect(result.ok && result.replaced.map((r) => r.id)).toEqual(['old']);
+    expect(states(s, TTL + 1)).toEqual([['new', 'ready']]);
+  });
+
+  test('an id is its first process\'s: another instance is refused even once the lease is gone', () => {
+    const s = store();
+    register(s, 'a', 0, { instanceHash: 'first' });
+    s.disconnect('a', 'conn-a', 1);
+    expect(s.register({ id: 'a', url: 'ws://x/s', conn: 'c', instanceHash: 'second', client: 'none', targetFps: 60, newKey: 'k', now: 2, ttlMs: TTL }))
+      .toEqual({ ok: false, conflict: 'id a belongs to another render server process' });
+    expect(register(s, 'a', 3, { instanceHash: 'first', conn: 'again' }).row.state).toBe('ready');
+  });
+
+  test('a pending reservation is found by its session or its connection, until claimed or lapsed', () => {
+    const s = store();
+    register(s, 'a', 0);
+    register(s, 'b', 0);
+    const grant = s.allocate(1, CLAIM, 0, 'sess-1', 'page-1')!;
+    expect(s.pending({ session: 'sess-1' }, 2)).toEqual(grant);
+    expect(s.pending({ conn: 'page-1' }, 2)).toEqual(grant);
+    expect(s.pending({ session: 'sess-2', conn: 'page-2' }, 2)).toBeNull();
+    expect(s.pending({}, 2)).toBeNull();
+    expect(s.pending({ conn: 'page-1' }, 1 + CLAIM)).toBeNull();
+    s.setClient(grant.id, `conn-${grant.id}`, 'connected', 3);
+    expect(s.pending({ session: 'sess-1' }, 4)).toBeNull();
+  });
+
+  test('lists servers a page at a time, filtered by the state they are in now', () => {
+    const s = store();
+    for (let i = 0; i < 5; i++) register(s, `s${i}`, i);
+    s.allocate(10, CLAIM);
+    s.disconnect('s4', 'conn-s4', 11);
+    const first = s.list({ limit: 2 }, 12);
+    expect(first.rows.map((r) => r.id)).toEqual(['s0', 's1']);
+    const second = s.list({ limit: 2, after: first.next }, 12);
+    expect(second.rows.map((r) => r.id)).toEqual(['s2', 's3']);
+    const third = s.list({ limit: 2, after: second.next }, 12);
+    expect([third.rows.map((r) => r.id), third.next]).toEqual([['s4'], null]);
+    expect(s.list({ limit: 10, state: 'reserved' }, 12).rows.map((r) => r.id)).toEqual(['s0']);
+    expect(s.list({ limit: 10, state: 'offline' }, 12).rows.map((r) => r.id)).toEqual(['s4']);
+    // After the claim deadline the reservation counts as ready again; after the TTL all are expired.
+    expect(s.list({ limit: 10, state: 'ready' }, 10 + CLAIM).rows).toHaveLength(0);
+    expect(s.list({ limit: 10, state: 'expired' }, 10 + CLAIM).rows.map((r) => r.id)).toEqual(['s0', 's1', 's2', 's3']);
+  });
+
+  test('purges rows offline or expired since before the cut-off', () => {
+    const s = store();
+    register(s, 'gone', 0);
+    register(s, 'frozen', 0);
+    register(s, 'alive', 0);
+    s.disconnect('gone', 'conn-gone', 100);
+    s.heartbeat('alive', 'conn-alive', 5000, TTL, { fps: 0, frameMs: 0, client: 'none' });
+    expect(s.purge(99)).toBe(0);
+    expect(s.purge(TTL)).toBe(2);
+    expect(s.all().map((r) => r.id)).toEqual(['alive']);
   });
 
   test('hands out the least recently used server first, each server once', () => {
@@ -186,6 +245,28 @@ describe('lease store', () => {
       expect(second.requests.find('r1', 100)).toBeNull();
       second.requests.prune(100);
       expect(second.requests.find('r1', 0)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the write-ahead log is emptied by a checkpoint (the sweep runs one every 10 s)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wal-'));
+    try {
+      const path = join(dir, 'd.db');
+      const s = openLeaseStore(path);
+      for (let i = 0; i < 2000; i++) {
+        register(s, `s${i}`, i, { url: `ws://127.0.0.1:1/${'x'.repeat(500)}${i}` });
+        s.disconnect(`s${i}`, `conn-s${i}`, i);
+      }
+      expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+      expect(s.purge(2000)).toBe(2000);
+      s.checkpoint();
+      expect(statSync(`${path}-wal`).size).toBe(0);
+      s.close();
+      const reopened = new Database(path);
+      expect(reopened.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+      reopened.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

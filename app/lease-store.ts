@@ -17,6 +17,8 @@ export interface ServerRow {
   id: string;
   url: string;
   key: string;
+  /** SHA-256 of the registering process's instance secret: only that process may register the id again. */
+  instanceHash: string;
   state: StoredState;
   conn: string | null;
   leaseExpires: number;
@@ -36,17 +38,30 @@ export interface ServerRow {
   updatedAt: number;
 }
 
+/** A reservation: everything its ticket is made of, so the same grant can be signed again. */
 export interface Allocation {
   id: string;
   url: string;
   key: string;
   claimExpires: number;
+  /** When it was handed out (the ticket's iat). */
+  handedAt: number;
+  /** The hand-out's own id (the ticket's jti). */
+  grantId: string;
+  session: string | null;
+}
+
+/** Who a reservation is for: the page's session and the connection that asked. */
+export interface Holder {
+  session?: string | null;
+  conn?: string | null;
 }
 
 export interface RegisterInput {
   id: string;
   url: string;
   conn: string;
+  instanceHash: string;
   client: ClientState;
   targetFps: number;
   newKey: string;
@@ -54,12 +69,29 @@ export interface RegisterInput {
   ttlMs: number;
 }
 
-export interface RegisterResult {
-  row: ServerRow;
-  /** True unless the same id already held a live lease (a re-registration after a blip). */
-  isNew: boolean;
-  /** Earlier instances on the same URL that this registration replaced. */
-  replaced: { id: string; url: string }[];
+export type RegisterResult =
+  | {
+      ok: true;
+      row: ServerRow;
+      /** True unless the same id already held a live lease (a re-registration after a blip). */
+      isNew: boolean;
+      /** Earlier servers on the same URL, no longer alive, that this registration replaced. */
+      replaced: { id: string; url: string }[];
+    }
+  | { ok: false; conflict: string };
+
+/** A page of GET /v1/servers: rows in registration order, and where the next page starts. */
+export interface ServerPage {
+  rows: ServerRow[];
+  next: { registeredAt: number; id: string } | null;
+}
+
+export interface ListQuery {
+  /** Only servers in this state as of `now` ('expired' included). */
+  state?: ServerState | null;
+  limit: number;
+  /** Start after this row (the `next` of the page before). */
+  after?: { registeredAt: number; id: string } | null;
 }
 
 /** What a heartbeat needs back: the new deadline, and whether the server is free. */
@@ -76,7 +108,7 @@ export type Health = {
   client: ClientState;
 };
 
-const COLUMNS = `id, url, key, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
+const COLUMNS = `id, url, key, instance_hash AS instanceHash, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
   target_fps AS targetFps, fps, frame_ms AS frameMs, health, session, session_until AS sessionUntil,
   registered_at AS registeredAt, updated_at AS updatedAt`;
 
@@ -88,6 +120,12 @@ export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | '
   return row.state;
 }
 
+/** A row's state as of $now, in SQL: effectiveState's twin, for filtering. */
+const EFFECTIVE_STATE = `CASE WHEN state = 'offline' THEN 'offline' WHEN lease_expires <= $now THEN 'expired'
+  WHEN state = 'reserved' AND claim_expires <= $now THEN 'ready' ELSE state END`;
+
+const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
+
 export function openLeaseStore(path: string) {
   const db = openLeaseDatabase(path);
   const requests = openRequestMemo(db);
@@ -95,15 +133,16 @@ export function openLeaseStore(path: string) {
 
   const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
   const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
-  const othersOnUrl = db.query<{ id: string; url: string }, { url: string; id: string }>(
-    'SELECT id, url FROM servers WHERE url = $url AND id != $id',
+  const othersOnUrl = db.query<Pick<ServerRow, 'id' | 'url' | 'state' | 'leaseExpires' | 'claimExpires'>, { url: string; id: string }>(
+    'SELECT id, url, state, lease_expires AS leaseExpires, claim_expires AS claimExpires FROM servers WHERE url = $url AND id != $id',
   );
   const deleteById = db.query('DELETE FROM servers WHERE id = $id');
   const insert = db.query(`
-    INSERT INTO servers (id, url, key, state, conn, lease_expires, claim_expires, client, target_fps, registered_at, updated_at)
-    VALUES ($id, $url, $key, $state, $conn, $leaseExpires, NULL, $client, $targetFps, $now, $now)`);
+    INSERT INTO servers (id, url, key, instance_hash, state, conn, lease_expires, claim_expires, client, target_fps, registered_at, updated_at)
+    VALUES ($id, $url, $key, $instanceHash, $state, $conn, $leaseExpires, NULL, $client, $targetFps, $now, $now)`);
+  // A fresh key at every registration: a key leaks with nothing but the connection that got it.
   const reattach = db.query(`
-    UPDATE servers SET url = $url, state = $state, conn = $conn, lease_expires = $leaseExpires, client = $client,
+    UPDATE servers SET url = $url, key = $key, state = $state, conn = $conn, lease_expires = $leaseExpires, client = $client,
       claim_expires = CASE WHEN $state = 'reserved' THEN claim_expires ELSE NULL END,
       target_fps = $targetFps, updated_at = $now
     WHERE id = $id`);
@@ -115,9 +154,10 @@ export function openLeaseStore(path: string) {
   // period, so it goes last. Each branch walks the servers_free index in order and stops at its
   // first live row, so the cost does not grow with the number of servers.
   const LIVE = 'lease_expires > $now AND health >= $minHealth';
-  const allocate = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string | null }>(`
+  type AllocateParams = { now: number; claimExpires: number; minHealth: number; grantId: string; holder: string | null };
+  const allocate = db.query<Allocation, AllocateParams & { session: string | null }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
-      handed_at = $now, updated_at = $now
+      handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
     WHERE id = (
       SELECT id FROM (
         SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'ready' AND ${LIVE}
@@ -126,15 +166,22 @@ export function openLeaseStore(path: string) {
         SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
                        ORDER BY health DESC, handed_at, id LIMIT 1))
       ORDER BY health DESC, handed_at, id LIMIT 1)
-    RETURNING id, url, key, claim_expires AS claimExpires`);
-  const allocateSticky = db.query<Allocation, { now: number; claimExpires: number; minHealth: number; session: string }>(`
-    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now
+    RETURNING ${ALLOCATION}`);
+  const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
+      grant_id = $grantId, holder = $holder
     WHERE id = (
       SELECT id FROM servers
       WHERE session = $session AND session_until > $now AND ${LIVE}
         AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
       LIMIT 1)
-    RETURNING id, url, key, claim_expires AS claimExpires`);
+    RETURNING ${ALLOCATION}`);
+  // A reservation not yet claimed, held by this page's session or connection: asked again, the
+  // page gets that one back instead of a second server.
+  const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
+    SELECT ${ALLOCATION} FROM servers
+    WHERE (session = $session OR holder = $holder) AND state = 'reserved' AND claim_expires > $now AND lease_expires > $now
+    LIMIT 1`);
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
     SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
@@ -192,39 +239,68 @@ export function openLeaseStore(path: string) {
     `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
   );
 
+  // Rows of servers long gone: nothing reads them but an operator's list, which they would crowd.
+  const purge = db.query<unknown, { before: number }>(
+    `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR lease_expires <= $before`,
+  );
+
+  type PageParams = { now: number; state: string | null; afterAt: number | null; afterId: string; limit: number };
+  const page = db.query<ServerRow, PageParams>(`
+    SELECT ${COLUMNS} FROM servers
+    WHERE ($state IS NULL OR ${EFFECTIVE_STATE} = $state)
+      AND ($afterAt IS NULL OR registered_at > $afterAt OR (registered_at = $afterAt AND id > $afterId))
+    ORDER BY registered_at, id LIMIT $limit`);
+
   type BeatInput = { id: string; conn: string; now: number; health: Health };
   const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number): (Beat | null)[] =>
     beats.map(({ id, conn, now, health }) => heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null),
   );
 
   const registerTx = db.transaction((input: RegisterInput): RegisterResult => {
-    const replaced = othersOnUrl.all({ url: input.url, id: input.id });
-    for (const old of replaced) deleteById.run({ id: old.id });
     const existing = byId.get({ id: input.id });
+    // An id is its first registrant's for as long as its row exists.
+    if (existing && existing.instanceHash !== input.instanceHash) {
+      return { ok: false, conflict: `id ${input.id} belongs to another render server process` };
+    }
+    // Another id on this URL is a render server that was restarted; while its lease lives, it has not.
+    const others = othersOnUrl.all({ url: input.url, id: input.id });
+    const alive = others.find((old) => !['offline', 'expired'].includes(effectiveState(old, input.now)));
+    if (alive) return { ok: false, conflict: `${input.url} belongs to live render server ${alive.id}` };
+    for (const old of others) deleteById.run({ id: old.id });
+    const replaced = others.map(({ id, url }) => ({ id, url }));
     const leaseExpires = input.now + input.ttlMs;
-    const fields = { id: input.id, url: input.url, conn: input.conn, leaseExpires, client: input.client, targetFps: input.targetFps, now: input.now };
+    const fields = {
+      id: input.id, url: input.url, key: input.newKey, conn: input.conn, leaseExpires, client: input.client, targetFps: input.targetFps, now: input.now,
+    };
     if (!existing) {
-      insert.run({ ...fields, key: input.newKey, state: input.client === 'connected' ? 'busy' : 'ready' });
-      return { row: byId.get({ id: input.id })!, isNew: true, replaced };
+      insert.run({ ...fields, instanceHash: input.instanceHash, state: input.client === 'connected' ? 'busy' : 'ready' });
+      return { ok: true, row: byId.get({ id: input.id })!, isNew: true, replaced };
     }
     const live = effectiveState(existing, input.now);
     // A drain outlasts a reconnection, and so does a reservation: the client holding the ticket may still arrive.
     const state: StoredState =
       existing.state === 'draining' ? 'draining' : input.client === 'connected' ? 'busy' : live === 'reserved' ? 'reserved' : 'ready';
     reattach.run({ ...fields, state });
-    return { row: byId.get({ id: input.id })!, isNew: live === 'offline' || live === 'expired', replaced };
+    return { ok: true, row: byId.get({ id: input.id })!, isNew: live === 'offline' || live === 'expired', replaced };
+  });
+  const grantParams = (now: number, claimMs: number, minHealth: number, holder: string | null) => ({
+    now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder,
   });
 
   return {
     register: (input: RegisterInput): RegisterResult => registerTx.immediate(input),
 
     /** Reserves a free server for `session` (or nobody's), or returns null when none is free and healthy enough. */
-    allocate: (now: number, claimMs: number, minHealth = 0, session: string | null = null): Allocation | null =>
-      allocate.get({ now, claimExpires: now + claimMs, minHealth, session }) ?? null,
+    allocate: (now: number, claimMs: number, minHealth = 0, session: string | null = null, conn: string | null = null): Allocation | null =>
+      allocate.get({ ...grantParams(now, claimMs, minHealth, conn), session }) ?? null,
 
     /** Reserves the server `session` had, if it is free and the session's grace period has not passed. */
-    allocateSticky: (session: string, now: number, claimMs: number, minHealth = 0): Allocation | null =>
-      allocateSticky.get({ now, claimExpires: now + claimMs, minHealth, session }) ?? null,
+    allocateSticky: (session: string, now: number, claimMs: number, minHealth = 0, conn: string | null = null): Allocation | null =>
+      allocateSticky.get({ ...grantParams(now, claimMs, minHealth, conn), session }) ?? null,
+
+    /** The unclaimed reservation this session or connection already holds, if any. */
+    pending: ({ session = null, conn = null }: Holder, now: number): Allocation | null =>
+      session || conn ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null,
 
     /** The busy server whose client is of this session (a page reloading finds its old self still connected). */
     heldBy: (session: string, now: number): string | null => heldBySession.get({ session, now })?.id ?? null,
@@ -268,10 +344,30 @@ export function openLeaseStore(path: string) {
 
     all: (): ServerRow[] => all.all(),
 
+    /** One page of servers in registration order, optionally of one state. */
+    list: ({ state = null, limit, after = null }: ListQuery, now: number): ServerPage => {
+      const rows = page.all({ now, state, afterAt: after?.registeredAt ?? null, afterId: after?.id ?? '', limit: limit + 1 });
+      const more = rows.length > limit;
+      if (more) rows.pop();
+      const last = rows.at(-1);
+      return { rows, next: more && last ? { registeredAt: last.registeredAt, id: last.id } : null };
+    },
+
+    /** Forgets servers offline, or expired, since before `before`; returns how many. */
+    purge: (before: number): number => purge.run({ before }).changes,
+
+    /** Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints). */
+    checkpoint: (): void => {
+      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+    },
+
     requests,
     waiting,
 
-    close: (): void => db.close(),
+    close: (): void => {
+      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+    },
   };
 }
 

@@ -13,7 +13,7 @@ events.on('log', ({ level, message }) => {
   (level === 'warn' || level === 'error' ? console.error : console.log)(`dispatcher: ${message}`);
 });
 events.on('server.lost', ({ id, url, reason }) => console.log(`dispatcher: render server ${id} at ${url} lost (${reason})`));
-console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${config.db})`);
+console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${config.db}, secret from ${config.secretSource})`);
 
 let stopping = false;
 async function stop(signal: string) {

@@ -54,3 +54,39 @@ export function viewOf(row: ServerRow, now: number, minHealth: number): ServerVi
     registeredAt: row.registeredAt,
   };
 }
+
+const STATES: readonly ServerState[] = ['ready', 'reserved', 'busy', 'draining', 'offline', 'expired'];
+export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
+
+type Cursor = { registeredAt: number; id: string };
+
+/** The `after` of the next page: opaque to clients, the last row's place in the order. */
+export function encodeCursor(cursor: Cursor | null): string | null {
+  return cursor && btoa(JSON.stringify([cursor.registeredAt, cursor.id])).replace(/=+$/, '');
+}
+
+function decodeCursor(text: string): Cursor | null {
+  try {
+    const value: unknown = JSON.parse(atob(text));
+    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string' && value[1].length <= 64) {
+      return { registeredAt: value[0], id: value[1] };
+    }
+  } catch {
+    // reported below
+  }
+  return null;
+}
+
+/** GET /v1/servers?state=&limit=&after=, checked: each bad parameter is named. */
+export function parseListQuery(params: Record<string, string | undefined>): { ok: true; state: ServerState | null; limit: number; after: Cursor | null } | { ok: false; reason: string } {
+  for (const name of Object.keys(params)) {
+    if (!['state', 'limit', 'after'].includes(name)) return { ok: false, reason: `unknown parameter ${name}: use state, limit or after` };
+  }
+  const { state, limit, after } = params;
+  if (state !== undefined && !STATES.includes(state as ServerState)) return { ok: false, reason: `state must be one of ${STATES.join(', ')}` };
+  const n = limit === undefined ? PAGE_LIMIT.default : Number(limit);
+  if (!Number.isInteger(n) || n < 1 || n > PAGE_LIMIT.max) return { ok: false, reason: `limit must be a whole number from 1 to ${PAGE_LIMIT.max}` };
+  const cursor = after === undefined ? null : decodeCursor(after);
+  if (after !== undefined && !cursor) return { ok: false, reason: 'after must be the next value of an earlier page' };
+  return { ok: true, state: (state as ServerState | undefined) ?? null, limit: n, after: cursor };
+}

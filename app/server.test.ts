@@ -1,16 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { DEFAULT_POLICY, DEFAULT_TIMINGS } from './dispatcher.ts';
 import { startDispatcher, type RunningDispatcher } from './server.ts';
+import { encode } from '../common/protocol.ts';
+
+const SECRET = 'server-test-secret-0123456789';
 
 let running: RunningDispatcher;
 
 beforeAll(() => {
-  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: null, verbose: false });
+  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: SECRET });
 });
 afterAll(() => running.close());
 
-function open(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url);
+function open(url: string, headers?: Record<string, string>): Promise<WebSocket> {
+  // Bun's WebSocket takes { headers } as its second argument, which the DOM's type does not know.
+  const ws = new WebSocket(url, (headers ? { headers } : undefined) as unknown as string[]);
   return new Promise((resolve, reject) => {
     ws.onopen = () => resolve(ws);
     ws.onerror = () => reject(new Error(`could not open ${url}`));
@@ -37,9 +41,10 @@ describe('dispatcher over real sockets', () => {
   });
 
   test('a registered server is handed out once; its control socket closing takes it out', async () => {
-    const control = await open(`ws://127.0.0.1:${running.port}/v1/control`);
+    // Bun's WebSocket client takes headers, as render servers' does: the control channel needs the secret.
+    const control = await open(`ws://127.0.0.1:${running.port}/v1/control`, { authorization: `Bearer ${SECRET}` });
     const registered = next(control);
-    control.send(JSON.stringify({ type: 'register', id: 'srv', url: 'ws://127.0.0.1:16999/stream', client: 'none', targetFps: 60 }));
+    control.send(encode({ type: 'register', id: 'srv', instance: 'server-test-instance-0123', url: 'ws://127.0.0.1:16999/stream', client: 'none', targetFps: 60 }));
     expect(JSON.parse(await registered)).toMatchObject({ type: 'registered', id: 'srv' });
 
     expect(await ask()).toStartWith('ws://127.0.0.1:16999/stream?ticket=');
@@ -70,7 +75,7 @@ describe('dispatcher over real sockets', () => {
   });
 
   test('a binary control message closes that control socket with 1003 and a reason', async () => {
-    const control = await open(`ws://127.0.0.1:${running.port}/v1/control`);
+    const control = await open(`ws://127.0.0.1:${running.port}/v1/control`, { authorization: `Bearer ${SECRET}` });
     const closed = new Promise<CloseEvent>((resolve) => (control.onclose = resolve));
     control.send(new Uint8Array([0]));
     const event = await closed;

@@ -6,6 +6,7 @@ import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
 import { createApp } from './http.ts';
 import { openLeaseStore } from './lease-store.ts';
+import { createOriginPolicy } from './origin.ts';
 import type { DispatcherConfig } from './config.ts';
 
 export const CLIENT_DIR = join(import.meta.dir, '..', 'client');
@@ -21,11 +22,25 @@ export interface RunningDispatcher {
   close(): Promise<void>;
 }
 
-export function startDispatcher(config: DispatcherConfig, clock?: Clock): RunningDispatcher {
+/** What starting needs of the config; the rest has its defaults. */
+export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timings' | 'policy' | 'secret'> &
+  Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy'>>;
+
+export function startDispatcher(config: StartOptions, clock?: Clock): RunningDispatcher {
   const store = openLeaseStore(config.db);
   const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
-  const app = createApp({ dispatcher, upgradeWebSocket, clientDir: CLIENT_DIR, secret: config.secret });
-  const server = Bun.serve({
+  // Bun.serve's fetch is given the server as its second argument, which knows each request's peer.
+  let server: ReturnType<typeof Bun.serve> | null = null;
+  const app = createApp({
+    dispatcher,
+    upgradeWebSocket,
+    clientDir: CLIENT_DIR,
+    secret: config.secret,
+    origins: createOriginPolicy({ streamOrigins: config.allowOrigins ?? null, listenHost: config.host }),
+    remoteAddress: (request) => server?.requestIP(request)?.address ?? null,
+    trustProxy: config.trustProxy ?? false,
+  });
+  server = Bun.serve({
     hostname: config.host,
     port: config.port,
     fetch: app.fetch,
@@ -33,6 +48,7 @@ export function startDispatcher(config: DispatcherConfig, clock?: Clock): Runnin
   });
   const sweeper = setInterval(dispatcher.sweep, config.timings.heartbeatMs);
   const port = server.port ?? config.port;
+  const listening = server;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return {
     dispatcher,
@@ -41,7 +57,7 @@ export function startDispatcher(config: DispatcherConfig, clock?: Clock): Runnin
     httpUrl: `http://${shownHost}:${port}`,
     async close() {
       clearInterval(sweeper);
-      await server.stop(true);
+      await listening.stop(true);
       dispatcher.flush();
       store.close();
     },

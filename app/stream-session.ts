@@ -1,20 +1,31 @@
 // One browser's /stream connection. The tutorial's plain `get_server_url` is answered in plain
 // text (a URL or `none`); the JSON form may carry a request id, a session for sticky return, and
-// `wait` to stand in the waiting room instead of being told none.
+// `wait` to stand in the waiting room instead of being told none. What one page may take is
+// bounded: one unclaimed server at a time (asking again returns the same one), a rate per
+// address, and a share of the waiting room per address.
 
 import { NONE, encode, parseStreamRequest, type DispatcherToBrowser } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
+import type { RateLimit } from './rate-limit.ts';
 import type { WaitingRoom } from './waiting-room.ts';
+
+/** Who is at the other end of a socket, as far as limits are concerned. */
+export interface Peer {
+  /** The address limits are counted under (an IPv4 address or an IPv6 /64). */
+  address: string;
+}
 
 export interface StreamContext {
   allocator: Allocator;
   room: WaitingRoom;
   events: EventSource<DispatcherEvents>;
+  rateLimit: RateLimit;
+  policy: { rateLimit: number };
 }
 
-export function openStreamSession({ allocator, room, events }: StreamContext, link: Link): Session {
+export function openStreamSession({ allocator, room, events, rateLimit, policy }: StreamContext, link: Link, peer: Peer): Session {
   const conn = crypto.randomUUID();
   let open = true;
   events.emit('connection.new', { id: conn });
@@ -30,17 +41,23 @@ export function openStreamSession({ allocator, room, events }: StreamContext, li
       return send({ type: 'error', error: parsed.error, ...(parsed.field ? { field: parsed.field } : {}) });
     }
     const request = parsed.value;
+    const requestId = request.requestId ? { requestId: request.requestId } : {};
+    const rate = rateLimit.take(peer.address);
+    if (!rate.ok) {
+      const error = `too many requests from your address (at most ${policy.rateLimit} a second): try again in ${rate.retryMs}ms`;
+      if (!request.json) return link.send(`error: ${error}`);
+      return send({ type: 'error', error, retryMs: rate.retryMs, ...requestId });
+    }
     if (room.isWaiting(conn)) {
       return send({ type: 'error', error: 'already waiting for a server on this connection; close it to leave the queue' });
     }
-    const grant = await allocator.allocate(request);
+    const grant = await allocator.allocate({ ...request, conn });
     // A page that left while its ticket was signed will never come: the server goes straight back.
     if (!open) return grant ? allocator.cancel(grant) : undefined;
     if (!request.json) return link.send(grant?.url ?? NONE);
-    const requestId = request.requestId ? { requestId: request.requestId } : {};
     if (grant) return send({ type: 'server_url', url: grant.url, ...requestId });
     if (!request.wait) return send({ type: 'none', reason: 'no render server is free', ...requestId });
-    const joined = room.join(conn, request, send);
+    const joined = room.join(conn, request, send, peer.address);
     if (!joined.ok) send({ type: 'none', reason: joined.reason, ...requestId });
   }
 

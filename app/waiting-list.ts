@@ -11,8 +11,11 @@ CREATE TABLE IF NOT EXISTS waiting (
   conn       TEXT NOT NULL UNIQUE,
   session    TEXT,
   request_id TEXT,
+  -- The page's address (or its IPv6 /64), for the cap on places per address.
+  address    TEXT NOT NULL DEFAULT '',
   joined_at  INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS waiting_by_address ON waiting (address);
 `;
 
 export interface Waiter {
@@ -21,17 +24,22 @@ export interface Waiter {
   requestId: string | null;
 }
 
+export interface Joiner extends Waiter {
+  address: string;
+}
+
 export function openWaitingList(db: Database) {
   db.run(SCHEMA);
   db.run('DELETE FROM waiting');
-  const join = db.query('INSERT INTO waiting (conn, session, request_id, joined_at) VALUES ($conn, $session, $requestId, $now)');
+  const join = db.query('INSERT INTO waiting (conn, session, request_id, address, joined_at) VALUES ($conn, $session, $requestId, $address, $now)');
   const leave = db.query('DELETE FROM waiting WHERE conn = $conn');
   const head = db.query<Waiter, []>('SELECT conn, session, request_id AS requestId FROM waiting ORDER BY seq LIMIT 1');
   const order = db.query<{ conn: string }, []>('SELECT conn FROM waiting ORDER BY seq');
   const size = db.query<{ n: number }, []>('SELECT count(*) AS n FROM waiting');
+  const fromAddress = db.query<{ n: number }, { address: string }>('SELECT count(*) AS n FROM waiting WHERE address = $address');
 
   return {
-    join: (waiter: Waiter, now: number): void => {
+    join: (waiter: Joiner, now: number): void => {
       join.run({ ...waiter, now });
     },
     /** True if the connection was waiting. */
@@ -40,5 +48,7 @@ export function openWaitingList(db: Database) {
     /** The waiting connections, first in line first. */
     order: (): string[] => order.all().map((row) => row.conn),
     size: (): number => size.get()!.n,
+    /** How many places pages from this address hold. */
+    sizeFrom: (address: string): number => fromAddress.get({ address })!.n,
   };
 }

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, test } from 'bun:test';
-import type { DispatcherToBrowser } from '../common/protocol.ts';
+import { encode, type DispatcherToBrowser } from '../common/protocol.ts';
 import { createDispatcher, type Dispatcher, type Session } from './dispatcher.ts';
 import { openLeaseStore } from './lease-store.ts';
 
@@ -9,7 +9,10 @@ let dispatcher: Dispatcher;
 function setUp(maxQueue = 100, graceMs = 15_000) {
   beats = [];
   clock = { t: Date.now(), now: () => clock.t };
-  dispatcher = createDispatcher({ store: openLeaseStore(':memory:'), clock, policy: { minHealth: 0.2, graceMs, maxQueue } });
+  // No rate limit and no share per address: every page here comes from the same place.
+  dispatcher = createDispatcher({
+    store: openLeaseStore(':memory:'), clock, policy: { minHealth: 0.2, graceMs, maxQueue, maxWaitingPerAddress: maxQueue, rateLimit: 0 },
+  });
 }
 beforeEach(() => setUp());
 
@@ -33,7 +36,7 @@ async function advance(ms: number) {
 async function server(id: string) {
   const session = dispatcher.openControl({ send() {}, close() {} });
   let client = 'none';
-  await session.message(JSON.stringify({ type: 'register', id, url: `ws://127.0.0.1:1/${id}`, client, targetFps: 60 }));
+  await session.message(encode({ type: 'register', id, instance: `instance-of-${id}-0123456789`, url: `ws://127.0.0.1:1/${id}`, client: 'none', targetFps: 60 }));
   beats.push(() => session.message(JSON.stringify({ type: 'heartbeat', fps: 30, frameMs: 5, client })));
   return {
     connected: () => {
@@ -58,7 +61,7 @@ interface Page {
 
 async function page(request: Record<string, unknown> = { wait: true }): Promise<Page> {
   const received: DispatcherToBrowser[] = [];
-  const session = dispatcher.openStream({ send: (text) => received.push(JSON.parse(text)), close() {} });
+  const session = dispatcher.openStream({ send: (text) => received.push(JSON.parse(text)), close() {} }, { address: '192.0.2.1' });
   await session.message(JSON.stringify({ type: 'get_server_url', ...request }));
   return {
     received,

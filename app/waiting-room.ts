@@ -13,13 +13,15 @@ export interface WaitingRoomOptions {
   store: LeaseStore;
   allocator: Allocator;
   maxQueue: number;
+  /** How many places pages from one address may hold. */
+  maxPerAddress: number;
   clock: Clock;
 }
 
 /** How much the newest finished session moves the mean used for wait estimates. */
 const SESSION_WEIGHT = 0.2;
 
-export function createWaitingRoom({ store, allocator, maxQueue, clock }: WaitingRoomOptions) {
+export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, clock }: WaitingRoomOptions) {
   const notifiers = new Map<string, Notify>();
   const told = new Map<string, number>();
   let meanSessionMs: number | null = null;
@@ -66,7 +68,7 @@ export function createWaitingRoom({ store, allocator, maxQueue, clock }: Waiting
             continue;
           }
           // The head's own old server is worth no wait here: others stand behind it.
-          const grant = await allocator.allocate({ session: head.session, requestId: head.requestId, waitForOwnServer: false });
+          const grant = await allocator.allocate({ session: head.session, requestId: head.requestId, conn: head.conn, waitForOwnServer: false });
           if (!grant) break;
           // The page may have left while its ticket was signed: then the server goes straight back.
           if (!store.waiting.leave(head.conn)) {
@@ -84,10 +86,13 @@ export function createWaitingRoom({ store, allocator, maxQueue, clock }: Waiting
   }
 
   return {
-    /** Puts a connection in line; refused with a reason when the room is full. */
-    join(conn: string, request: ServerRequest, notify: Notify): { ok: true } | { ok: false; reason: string } {
+    /** Puts a connection in line; refused with a reason when the room, or this address's share of it, is full. */
+    join(conn: string, request: ServerRequest, notify: Notify, address: string): { ok: true } | { ok: false; reason: string } {
       if (store.waiting.size() >= maxQueue) return { ok: false, reason: `the waiting room is full (${maxQueue} waiting)` };
-      store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null }, clock.now());
+      if (store.waiting.sizeFrom(address) >= maxPerAddress) {
+        return { ok: false, reason: `your address holds all the places in the waiting room it may (${maxPerAddress})` };
+      }
+      store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null, address }, clock.now());
       notifiers.set(conn, notify);
       publish();
       void serve();

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, simulateRenderServer, startDispatcher, type SimulatedServer } from '../tests/helpers.ts';
-import { load } from './dispatch.ts';
+import { load, DISPATCH_LIMITS } from './dispatch.ts';
 import { cpuShareDuring } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
@@ -36,7 +36,7 @@ async function runOne(options: HeartbeatOptions, heartbeatMs: number, log: (line
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'bench-heartbeats-'));
   const ttl = heartbeatMs * 3;
-  const dispatcher = startDispatcher(port, join(dir, 'dispatcher.db'), ['--heartbeat', `${heartbeatMs}ms`, '--ttl', `${ttl}ms`]);
+  const dispatcher = startDispatcher(port, join(dir, 'dispatcher.db'), ['--heartbeat', `${heartbeatMs}ms`, '--ttl', `${ttl}ms`, ...DISPATCH_LIMITS]);
   const simulated: SimulatedServer[] = [];
   try {
     await dispatcher.waitForOutput(/listening/);

@@ -24,18 +24,19 @@
     DEFAULT_DISPATCHER_PORT: () => DEFAULT_DISPATCHER_PORT,
     DEFAULT_DISPATCHER_URL: () => DEFAULT_DISPATCHER_URL,
     GET_SERVER_URL: () => GET_SERVER_URL,
+    LIMITS: () => LIMITS,
     NONE: () => NONE,
     PATHS: () => PATHS,
     SECRET_ENV: () => SECRET_ENV,
     TICKET_PARAM: () => TICKET_PARAM,
     encode: () => encode,
-    isWebSocketUrl: () => isWebSocketUrl,
     parseBrowserToRender: () => parseBrowserToRender,
     parseDispatcherAnswer: () => parseDispatcherAnswer,
     parseDispatcherMessage: () => parseDispatcherMessage,
     parseRenderMessage: () => parseRenderMessage,
     parseRenderToBrowser: () => parseRenderToBrowser,
     parseStreamRequest: () => parseStreamRequest,
+    serverUrlProblem: () => serverUrlProblem,
     streamErrorReply: () => streamErrorReply,
     ticketUrl: () => ticketUrl
   });
@@ -124,26 +125,44 @@
     unsupportedData: 1003,
     tooBig: 1009,
     internalError: 1011,
-    replaced: 4000
+    replaced: 4000,
+    conflict: 4001
   };
   var DEFAULT_CAMERA = { yaw: 0, pitch: 0, distance: 4 };
   var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };
   var SESSION = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: "letters, digits, _ and -" });
+  var SERVER_ID = text({ min: 1, max: 64, pattern: /^[A-Za-z0-9._-]+$/, like: "letters, digits, . _ and -" });
+  var TOKEN = text({ min: 16, max: 128, pattern: /^[A-Za-z0-9._~+/=-]+$/, like: "letters, digits and . _ ~ + / = -" });
+  var REQUEST_ID = text({ min: 1, max: 128, pattern: /^[A-Za-z0-9._:-]+$/, like: "letters, digits and . _ : -" });
   var CLIENT_STATE = oneOf("none", "connected");
-  var ERROR = { error: text(), field: optional(text()) };
+  var ERROR = { error: text(), field: optional(text()), retryMs: optional(number({ min: 0 })) };
+  var LIMITS = { fps: 1000, frameMs: 60000, urlLength: 1024 };
   var RENDER_TO_DISPATCHER = {
-    register: { id: text(), url: (v) => typeof v === "string" && isWebSocketUrl(v) ? null : "must be a ws:// or wss:// URL", client: CLIENT_STATE, targetFps: number({ min: 0 }) },
-    heartbeat: { fps: number({ min: 0 }), frameMs: number({ min: 0 }), client: CLIENT_STATE },
+    register: {
+      id: SERVER_ID,
+      instance: TOKEN,
+      url: (v) => typeof v === "string" ? serverUrlProblem(v) : "must be a ws:// or wss:// URL",
+      client: CLIENT_STATE,
+      targetFps: number({ min: 0, max: LIMITS.fps })
+    },
+    heartbeat: { fps: number({ min: 0, max: LIMITS.fps }), frameMs: number({ min: 0, max: LIMITS.frameMs }), client: CLIENT_STATE },
     client: { event: oneOf("connected", "gone") },
     drain: {}
   };
   var DISPATCHER_TO_RENDER = {
-    registered: { id: text(), key: text(), heartbeatMs: number({ min: 0 }), ttlMs: number({ min: 0 }), expiresAt: number({ min: 0 }) },
+    registered: {
+      id: SERVER_ID,
+      key: TOKEN,
+      heartbeatMs: number({ min: 1 }),
+      ttlMs: number({ min: 1 }),
+      claimMs: number({ min: 1 }),
+      expiresAt: number({ min: 0 })
+    },
     lease: { expiresAt: number({ min: 0 }) },
     error: ERROR
   };
   var BROWSER_TO_DISPATCHER = {
-    get_server_url: { requestId: optional(text({ max: 128 })), session: optional(SESSION), wait: optional(boolean) }
+    get_server_url: { requestId: optional(REQUEST_ID), session: optional(SESSION), wait: optional(boolean) }
   };
   var DISPATCHER_TO_BROWSER = {
     server_url: { url: text(), requestId: optional(text()) },
@@ -191,13 +210,24 @@
     const parsed = parseWith(BROWSER_TO_DISPATCHER, message);
     return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
   }
-  function isWebSocketUrl(candidate) {
+  function serverUrlProblem(candidate) {
+    if (candidate.length > LIMITS.urlLength)
+      return `must be at most ${LIMITS.urlLength} characters`;
+    let url;
     try {
-      const url = new URL(candidate);
-      return url.protocol === "ws:" || url.protocol === "wss:";
+      url = new URL(candidate);
     } catch {
-      return false;
+      return "must be a ws:// or wss:// URL";
     }
+    if (url.protocol !== "ws:" && url.protocol !== "wss:")
+      return "must be a ws:// or wss:// URL";
+    if (url.username || url.password)
+      return "must not carry a user name or password";
+    if (candidate.includes("#"))
+      return "must not have a fragment (#…)";
+    if (url.searchParams.has(TICKET_PARAM))
+      return `must not carry a ${TICKET_PARAM} parameter: the dispatcher adds it`;
+    return null;
   }
   function ticketUrl(baseUrl, ticket) {
     return `${baseUrl}${baseUrl.includes("?") ? "&" : "?"}${TICKET_PARAM}=${ticket}`;

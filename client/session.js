@@ -70,6 +70,11 @@
         ws.onclose = null;
         ws.close();
         if (answer.type === 'server_url') return connect(answer.url);
+        if (answer.type === 'error' && answer.retryMs !== undefined) {
+          // Too many requests from this address: the dispatcher says when to ask again.
+          on.state('reconnecting', 'The dispatcher is busy; asking again shortly…');
+          return setTimeout(function () { ask(wait, requestId, attempt); }, answer.retryMs);
+        }
         if (answer.type === 'none') return on.state('none', 'No render server available.', { reason: answer.reason, canWait: !wait });
         on.state('error', 'The dispatcher said: ' + answer.error);
       };

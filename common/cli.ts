@@ -50,11 +50,13 @@ export function parsePositive(flag: string, text: string, { integer = true, max 
   return value;
 }
 
-/** "1500ms", "3s" or a plain number of milliseconds. */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000 };
+
+/** "1500ms", "3s", "10min" or a plain number of milliseconds. */
 export function parseDuration(flag: string, text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
-  const ms = match ? Number(match[1]) * (match[2] === 's' ? 1000 : 1) : NaN;
-  if (!(ms >= 1)) throw new UsageError(`--${flag} must be a duration such as 500ms or 3s, got "${text}"`);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|min)?$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * UNIT_MS[match[2] ?? 'ms'] : NaN;
+  if (!(ms >= 1)) throw new UsageError(`--${flag} must be a duration such as 500ms, 3s or 10min, got "${text}"`);
   return Math.round(ms);
 }
 

@@ -4,6 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDispatcherMessage, parseRenderMessage, streamErrorReply, ticketUrl } from './protocol.ts';
 
+/** A register message, good but for what `change` says. */
+const register = (change: Record<string, unknown>) =>
+  JSON.stringify({ type: 'register', id: 'a', instance: 'instance-0123456789', url: 'ws://h/s', client: 'none', targetFps: 1, ...change });
+
 describe('control message validation', () => {
   test('accepts each well-formed message and drops unknown fields', () => {
     const parsed = parseRenderMessage('{"type":"heartbeat","fps":30,"frameMs":4.5,"client":"connected","extra":1}');
@@ -13,9 +17,18 @@ describe('control message validation', () => {
 
   test.each([
     ['[]', undefined, 'message must be a JSON object'],
-    ['{"type":"register","id":"","url":"ws://h/s","client":"none","targetFps":1}', 'id', 'register.id must be a string of 1 to 2048 characters'],
-    ['{"type":"register","id":"a","url":"http://h/s","client":"none","targetFps":1}', 'url', 'register.url must be a ws:// or wss:// URL'],
-    ['{"type":"heartbeat","fps":-1,"frameMs":1,"client":"none"}', 'fps', 'heartbeat.fps must be a finite number >= 0'],
+    [register({ id: '' }), 'id', 'register.id must be a string of 1 to 64 characters'],
+    [register({ id: 'a<script>' }), 'id', 'register.id must be letters, digits, . _ and -'],
+    [register({ id: 'a\u0007b' }), 'id', 'register.id must be letters, digits, . _ and -'],
+    [register({ instance: 'short' }), 'instance', 'register.instance must be a string of 16 to 128 characters'],
+    [register({ url: 'http://h/s' }), 'url', 'register.url must be a ws:// or wss:// URL'],
+    [register({ url: 'wss://user:pw@host/x' }), 'url', 'register.url must not carry a user name or password'],
+    [register({ url: 'wss://host/x#frag' }), 'url', 'register.url must not have a fragment (#…)'],
+    [register({ url: 'wss://host/x?ticket=forged' }), 'url', 'register.url must not carry a ticket parameter: the dispatcher adds it'],
+    [register({ url: `ws://h/${'x'.repeat(1100)}` }), 'url', 'register.url must be at most 1024 characters'],
+    [register({ targetFps: 1e9 }), 'targetFps', 'register.targetFps must be a finite number from 0 to 1000'],
+    ['{"type":"heartbeat","fps":-1,"frameMs":1,"client":"none"}', 'fps', 'heartbeat.fps must be a finite number from 0 to 1000'],
+    ['{"type":"heartbeat","fps":1,"frameMs":1e12,"client":"none"}', 'frameMs', 'heartbeat.frameMs must be a finite number from 0 to 60000'],
     ['{"type":"heartbeat","fps":1,"frameMs":1,"client":"maybe"}', 'client', 'heartbeat.client must be "none" or "connected"'],
     ['{"type":"client","event":"left"}', 'event', 'client.event must be "connected" or "gone"'],
   ])('refuses %s naming the field', (text, field, error) => {
@@ -23,8 +36,8 @@ describe('control message validation', () => {
   });
 
   test('a string field has a length bound', () => {
-    const parsed = parseRenderMessage(JSON.stringify({ type: 'register', id: 'x'.repeat(5000), url: 'ws://h/s', client: 'none', targetFps: 1 }));
-    expect(parsed).toMatchObject({ ok: false, field: 'id' });
+    expect(parseRenderMessage(register({ id: 'x'.repeat(5000) }))).toMatchObject({ ok: false, field: 'id' });
+    expect(parseRenderMessage(register({}))).toMatchObject({ ok: true });
   });
 });
 

@@ -36,6 +36,8 @@ export const CLOSE = {
   internalError: 1011,
   /** A newer control connection for the same render server replaced this one. */
   replaced: 4000,
+  /** A registration that would take an id or URL another live render server holds. */
+  conflict: 4001,
 } as const;
 
 /** What a render server says of its one client. */
@@ -47,6 +49,11 @@ export interface RegisterMessage {
   type: 'register';
   /** Random id chosen by the render server process at start; stable across dispatcher restarts. */
   id: string;
+  /**
+   * A random secret of this process, never shown to anyone: registering an id again needs the
+   * same one, so only the process that first registered an id can ever speak for it.
+   */
+  instance: string;
   /** The base WebSocket URL browsers reach this server at (the dispatcher adds the ticket). */
   url: string;
   client: ClientState;
@@ -76,10 +83,12 @@ export type RenderToDispatcher = RegisterMessage | HeartbeatMessage | ClientEven
 export interface RegisteredMessage {
   type: 'registered';
   id: string;
-  /** HMAC key (base64url) that signs this server's tickets; known only to it and the dispatcher. */
+  /** HMAC key (base64url) that signs this server's tickets; known only to it and the dispatcher, new at every registration. */
   key: string;
   heartbeatMs: number;
   ttlMs: number;
+  /** How long a handed-out ticket may live: the render server refuses any that claims longer. */
+  claimMs: number;
   /** The lease deadline, milliseconds since the epoch. */
   expiresAt: number;
 }
@@ -93,6 +102,8 @@ export interface ErrorMessage {
   type: 'error';
   error: string;
   field?: string;
+  /** When a request was refused for coming too often: how long to wait before asking again. */
+  retryMs?: number;
 }
 
 export type DispatcherToRender = RegisteredMessage | LeaseMessage | ErrorMessage;
@@ -163,24 +174,38 @@ export interface TicketClaims {
 // ---- registries ----
 
 const SESSION = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: 'letters, digits, _ and -' });
+/** Ids are shown to operators and written to logs: a safe alphabet, a bounded length. */
+const SERVER_ID = text({ min: 1, max: 64, pattern: /^[A-Za-z0-9._-]+$/, like: 'letters, digits, . _ and -' });
+const TOKEN = text({ min: 16, max: 128, pattern: /^[A-Za-z0-9._~+/=-]+$/, like: 'letters, digits and . _ ~ + / = -' });
+const REQUEST_ID = text({ min: 1, max: 128, pattern: /^[A-Za-z0-9._:-]+$/, like: 'letters, digits and . _ : -' });
 const CLIENT_STATE = oneOf('none', 'connected');
-const ERROR: Shape = { error: text(), field: optional(text()) };
+const ERROR: Shape = { error: text(), field: optional(text()), retryMs: optional(number({ min: 0 })) };
+/** Frame rates and frame times beyond these are not a render server's but a mistake's. */
+export const LIMITS = { fps: 1000, frameMs: 60_000, urlLength: 1024 } as const;
 
 const RENDER_TO_DISPATCHER: Record<RenderToDispatcher['type'], Shape> = {
-  register: { id: text(), url: (v) => (typeof v === 'string' && isWebSocketUrl(v) ? null : 'must be a ws:// or wss:// URL'), client: CLIENT_STATE, targetFps: number({ min: 0 }) },
-  heartbeat: { fps: number({ min: 0 }), frameMs: number({ min: 0 }), client: CLIENT_STATE },
+  register: {
+    id: SERVER_ID,
+    instance: TOKEN,
+    url: (v) => (typeof v === 'string' ? serverUrlProblem(v) : 'must be a ws:// or wss:// URL'),
+    client: CLIENT_STATE,
+    targetFps: number({ min: 0, max: LIMITS.fps }),
+  },
+  heartbeat: { fps: number({ min: 0, max: LIMITS.fps }), frameMs: number({ min: 0, max: LIMITS.frameMs }), client: CLIENT_STATE },
   client: { event: oneOf('connected', 'gone') },
   drain: {},
 };
 
 const DISPATCHER_TO_RENDER: Record<DispatcherToRender['type'], Shape> = {
-  registered: { id: text(), key: text(), heartbeatMs: number({ min: 0 }), ttlMs: number({ min: 0 }), expiresAt: number({ min: 0 }) },
+  registered: {
+    id: SERVER_ID, key: TOKEN, heartbeatMs: number({ min: 1 }), ttlMs: number({ min: 1 }), claimMs: number({ min: 1 }), expiresAt: number({ min: 0 }),
+  },
   lease: { expiresAt: number({ min: 0 }) },
   error: ERROR,
 };
 
 const BROWSER_TO_DISPATCHER: Record<ServerRequest['type'], Shape> = {
-  get_server_url: { requestId: optional(text({ max: 128 })), session: optional(SESSION), wait: optional(boolean) },
+  get_server_url: { requestId: optional(REQUEST_ID), session: optional(SESSION), wait: optional(boolean) },
 };
 
 const DISPATCHER_TO_BROWSER: Record<DispatcherToBrowser['type'], Shape> = {
@@ -238,13 +263,24 @@ export function parseStreamRequest(message: string): Parsed<ServerRequest & { js
   return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
 }
 
-export function isWebSocketUrl(candidate: string): boolean {
+/**
+ * What is wrong with a URL a render server registers, or null. Pages are sent there with a ticket
+ * added, so it may carry no credentials (they would reach every page), no fragment (the ticket
+ * would land in it) and no ticket of its own.
+ */
+export function serverUrlProblem(candidate: string): string | null {
+  if (candidate.length > LIMITS.urlLength) return `must be at most ${LIMITS.urlLength} characters`;
+  let url: URL;
   try {
-    const url = new URL(candidate);
-    return url.protocol === 'ws:' || url.protocol === 'wss:';
+    url = new URL(candidate);
   } catch {
-    return false;
+    return 'must be a ws:// or wss:// URL';
   }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') return 'must be a ws:// or wss:// URL';
+  if (url.username || url.password) return 'must not carry a user name or password';
+  if (candidate.includes('#')) return 'must not have a fragment (#…)';
+  if (url.searchParams.has(TICKET_PARAM)) return `must not carry a ${TICKET_PARAM} parameter: the dispatcher adds it`;
+  return null;
 }
 
 /**

@@ -3,6 +3,7 @@
 import { networkInterfaces } from 'node:os';
 import { PATHS, SECRET_ENV } from '../common/protocol.ts';
 import { UsageError, parseFlags, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
+import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/secret-file.ts';
 
 export interface RenderConfig {
   host: string;
@@ -15,8 +16,10 @@ export interface RenderConfig {
   spin: number;
   /** Set by --public-url; otherwise derived from the bound address once listening. */
   publicUrl: string | null;
-  /** The dispatcher's shared secret, if it has one. */
-  secret: string | null;
+  /** The dispatcher's shared secret. */
+  secret: string;
+  /** Where it came from, for the start-up line (never the secret itself). */
+  secretSource: string;
 }
 
 
@@ -32,11 +35,19 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
                       still (default 1)
   --public-url URL    the ws:// URL browsers reach this server at, when it is not the bound
                       address (behind NAT or a proxy); default ws://HOST:PORT/stream
+  --secret S          the dispatcher's shared secret (or the ${SECRET_ENV} environment
+                      variable); by default the secret file's
+  --secret-file FILE  where the secret is kept, made (mode 0600) if missing (default
+                      $${HOME_ENV}/secret or ~/.render-dispatch/secret, as the dispatcher's)
   --help              print this and exit
 
 Needs an X display for GL: with DISPLAY unset it starts its own Xvfb.`;
 
-export function parseRenderArgs(argv: string[], env: Record<string, string | undefined> = process.env): RenderConfig | null {
+export function parseRenderArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+  loadSecret: (file: string) => string = loadOrCreateSecret,
+): RenderConfig | null {
   const v = parseFlags(argv, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -47,9 +58,11 @@ export function parseRenderArgs(argv: string[], env: Record<string, string | und
     spin: { type: 'string' },
     'public-url': { type: 'string' },
     secret: { type: 'string' },
+    'secret-file': { type: 'string' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
+  const { secret, source } = resolveSecret(v.secret, env[SECRET_ENV], v['secret-file'] ?? defaultSecretFile(env), loadSecret);
   return {
     host: v.host ?? '127.0.0.1',
     port: v.port ? parsePort('port', v.port) : 16000,
@@ -59,7 +72,8 @@ export function parseRenderArgs(argv: string[], env: Record<string, string | und
     quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,
     spin: v.spin ? parseSpin(v.spin) : 1,
     publicUrl: v['public-url'] ? parseWsUrl('public-url', v['public-url']) : null,
-    secret: v.secret ?? env[SECRET_ENV] ?? null,
+    secret,
+    secretSource: source,
   };
 }
 

@@ -1,7 +1,10 @@
 // The render server's side of the control channel: it registers with the dispatcher, heartbeats
 // at the interval the dispatcher gives, reports its client, and when the dispatcher goes away it
-// keeps trying, with capped backoff, to register again by itself.
+// keeps trying, with capped backoff, to register again by itself. Each registration brings a new
+// ticket key; the one before stays good for one claim period, so that a page handed a URL just
+// before a reconnection still gets in.
 
+import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import {
   PATHS,
@@ -17,6 +20,12 @@ export interface Health {
   client: ClientState;
 }
 
+/** The keys tickets may be signed with now, and how long a ticket may live. */
+export interface Keyring {
+  keys: string[];
+  claimMs: number;
+}
+
 export interface ControlOptions {
   /** The dispatcher's base URL, e.g. ws://127.0.0.1:18000. */
   dispatcher: string;
@@ -24,10 +33,11 @@ export interface ControlOptions {
   /** The URL browsers reach this server at. */
   publicUrl: string;
   targetFps: number;
-  /** Shared secret the dispatcher asks of render servers, if it has one. */
-  secret?: string | null;
+  /** Shared secret the dispatcher asks of render servers. */
+  secret: string;
   health(): Health;
   log(message: string): void;
+  now?: () => number;
 }
 
 const BACKOFF_FIRST_MS = 100;
@@ -36,8 +46,13 @@ const BACKOFF_MAX_MS = 1000;
 
 export function createControlClient(options: ControlOptions) {
   const url = `${options.dispatcher.replace(/\/$/, '')}${PATHS.control}`;
+  const now = options.now ?? Date.now;
+  // Proves to the dispatcher that a later registration of this id is this process again.
+  const instance = randomBytes(32).toString('base64url');
   let socket: WebSocket | null = null;
   let key: string | null = null;
+  let previous: { key: string; until: number } | null = null;
+  let claimMs = 0;
   let heartbeat: NodeJS.Timeout | null = null;
   let retry: NodeJS.Timeout | null = null;
   let attempt = 0;
@@ -50,11 +65,11 @@ export function createControlClient(options: ControlOptions) {
 
   function connect(): void {
     retry = null;
-    const ws = new WebSocket(url, { headers: options.secret ? { authorization: `Bearer ${options.secret}` } : {} });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${options.secret}` } });
     socket = ws;
     ws.on('open', () => {
       attempt = 0;
-      send({ type: 'register', id: options.id, url: options.publicUrl, client: options.health().client, targetFps: options.targetFps });
+      send({ type: 'register', id: options.id, instance, url: options.publicUrl, client: options.health().client, targetFps: options.targetFps });
     });
     ws.on('message', (data, isBinary) => {
       if (isBinary) return options.log('dispatcher sent a binary control message; ignored');
@@ -62,7 +77,9 @@ export function createControlClient(options: ControlOptions) {
       if (!parsed.ok) return options.log(`bad message from dispatcher: ${parsed.error}`);
       const msg = parsed.value;
       if (msg.type === 'registered') {
+        if (key && key !== msg.key) previous = { key, until: now() + msg.claimMs };
         key = msg.key;
+        claimMs = msg.claimMs;
         if (heartbeat) clearInterval(heartbeat);
         heartbeat = setInterval(() => send({ type: 'heartbeat', ...options.health() }), msg.heartbeatMs);
         options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${options.dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`);
@@ -101,8 +118,12 @@ export function createControlClient(options: ControlOptions) {
       stopped = false;
       connect();
     },
-    /** The ticket key from the last registration (kept across reconnects: tickets stay valid). */
-    key: () => key,
+    /** The keys a ticket may be signed with (the newest first) and the longest a ticket may live; null before the first registration. */
+    keyring(): Keyring | null {
+      if (!key) return null;
+      if (previous && previous.until <= now()) previous = null;
+      return { keys: previous ? [key, previous.key] : [key], claimMs };
+    },
     reportClient(event: 'connected' | 'gone'): void {
       send({ type: 'client', event });
     },

@@ -69,8 +69,8 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   });
   const gate = createTicketGate({
     identity: () => {
-      const key = control.key();
-      return key ? { id, key } : null;
+      const keyring = control.keyring();
+      return keyring ? { id, ...keyring } : null;
     },
     claim: stream.claim,
   });

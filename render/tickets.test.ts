@@ -4,12 +4,14 @@ import { sign } from 'hono/jwt';
 import { createTicketGate } from './tickets.ts';
 
 const KEY = 'k'.repeat(43);
+const OLD_KEY = 'o'.repeat(43);
+const CLAIM_MS = 10_000;
 const now = () => Math.floor(Date.now() / 1000);
 
-function gate(opts: { registered?: boolean; slotFree?: boolean } = {}) {
+function gate(opts: { registered?: boolean; slotFree?: boolean; keys?: string[] } = {}) {
   let free = opts.slotFree ?? true;
   return createTicketGate({
-    identity: () => (opts.registered === false ? null : { id: 'me', key: KEY }),
+    identity: () => (opts.registered === false ? null : { id: 'me', keys: opts.keys ?? [KEY], claimMs: CLAIM_MS }),
     claim: () => {
       if (!free) return false;
       free = false;
@@ -19,7 +21,7 @@ function gate(opts: { registered?: boolean; slotFree?: boolean } = {}) {
 }
 
 async function urlWith(claims: Record<string, unknown>, key = KEY): Promise<URL> {
-  const ticket = await sign({ sub: 'me', jti: crypto.randomUUID(), exp: now() + 10, ...claims }, key, 'HS256');
+  const ticket = await sign({ sub: 'me', jti: crypto.randomUUID(), iat: now(), exp: now() + 10, ...claims }, key, 'HS256');
   return new URL(`ws://127.0.0.1:16000/stream?ticket=${ticket}`);
 }
 
@@ -37,6 +39,10 @@ describe('ticket gate', () => {
     ['garbage', async () => new URL('ws://127.0.0.1:16000/stream?ticket=abc'), 403, 'ticket invalid'],
     ['expired', () => urlWith({ exp: now() - 1 }), 401, 'ticket expired: ask the dispatcher again'],
     ['for another server', () => urlWith({ sub: 'other' }), 403, 'ticket is for another render server'],
+    // Signed with the right key, but for a year: a stolen key must not mint lasting passes.
+    ['year-long', () => urlWith({ exp: now() + 365 * 86_400 }), 403, 'ticket invalid: it lives longer than the 10000ms claim period'],
+    ['future-dated', () => urlWith({ iat: now() + 3600, exp: now() + 3605 }), 403, 'ticket invalid'],
+    ['iat-less', () => urlWith({ iat: undefined }), 403, 'ticket invalid: missing jti, iat or exp'],
   ];
   for (const [name, make, status, reason] of refusals) {
     test(`refuses a ${name} ticket with ${status}`, async () => {
@@ -52,6 +58,11 @@ describe('ticket gate', () => {
     const g = gate();
     assert.equal((await g.admit(await urlWith({}))).ok, true);
     assert.deepEqual(await g.admit(await urlWith({})), { ok: false, status: 409, reason: 'busy: another client is streaming from this server' });
+  });
+
+  test('a ticket signed with the key before the last registration still passes within its claim period', async () => {
+    const admission = await gate({ keys: [KEY, OLD_KEY] }).admit(await urlWith({}, OLD_KEY));
+    assert.equal(admission.ok, true);
   });
 
   test('refuses with 503 until registered', async () => {

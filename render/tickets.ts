@@ -1,5 +1,7 @@
 // The render server's door: a browser may upgrade only with a ticket the dispatcher signed for
-// this server, once, before it expires. Every refusal is an HTTP status with a distinct reason.
+// this server, once, before it expires. A ticket lives no longer than the claim period the
+// dispatcher announced, whoever signed it: a key that leaked cannot mint a pass good for a year.
+// Every refusal is an HTTP status with a distinct reason.
 
 import { verify } from 'hono/jwt';
 import { JwtTokenExpired } from 'hono/utils/jwt/types';
@@ -12,9 +14,12 @@ export interface TicketGate {
   admit(url: URL): Promise<Admission>;
 }
 
+/** Seconds a ticket may exceed the claim period by: the dispatcher rounds iat down and exp up, and clocks differ. */
+export const TICKET_SKEW_S = 2;
+
 export interface GateOptions {
-  /** This server's id and ticket key, once the dispatcher has answered its registration. */
-  identity(): { id: string; key: string } | null;
+  /** This server's id, the keys its tickets may be signed with, and the claim period; null before registering. */
+  identity(): { id: string; keys: string[]; claimMs: number } | null;
   /** Takes the one client slot; false while a client holds it. */
   claim(): boolean;
   now?: () => number;
@@ -34,18 +39,27 @@ export function createTicketGate({ identity, claim, now = Date.now }: GateOption
     if (!ticket) return { ok: false, status: 401, reason: `ticket missing: ask the dispatcher for this server's URL (the ${TICKET_PARAM} parameter)` };
     const self = identity();
     if (!self) return { ok: false, status: 503, reason: 'not registered with a dispatcher yet: try again shortly' };
-    let claims;
-    try {
-      claims = await verify(ticket, self.key, 'HS256');
-    } catch (error) {
-      if (error instanceof JwtTokenExpired) return { ok: false, status: 401, reason: 'ticket expired: ask the dispatcher again' };
-      return { ok: false, status: 403, reason: 'ticket invalid: not signed by the dispatcher for this server' };
+    let claims: Awaited<ReturnType<typeof verify>> | null = null;
+    for (const key of self.keys) {
+      try {
+        claims = await verify(ticket, key, 'HS256');
+        break;
+      } catch (error) {
+        if (error instanceof JwtTokenExpired) return { ok: false, status: 401, reason: 'ticket expired: ask the dispatcher again' };
+      }
     }
+    if (!claims) return { ok: false, status: 403, reason: 'ticket invalid: not signed by the dispatcher for this server' };
     if (claims.sub !== self.id) return { ok: false, status: 403, reason: 'ticket is for another render server' };
     const jti = typeof claims.jti === 'string' ? claims.jti : null;
     const exp = typeof claims.exp === 'number' ? claims.exp : null;
-    if (!jti || exp === null) return { ok: false, status: 403, reason: 'ticket invalid: missing jti or exp' };
-    forgetExpired(Math.floor(now() / 1000));
+    const iat = typeof claims.iat === 'number' ? claims.iat : null;
+    if (!jti || exp === null || iat === null) return { ok: false, status: 403, reason: 'ticket invalid: missing jti, iat or exp' };
+    const nowSeconds = Math.floor(now() / 1000);
+    const longest = Math.ceil(self.claimMs / 1000) + TICKET_SKEW_S;
+    if (exp - iat > longest || exp - nowSeconds > longest) {
+      return { ok: false, status: 403, reason: `ticket invalid: it lives longer than the ${self.claimMs}ms claim period` };
+    }
+    forgetExpired(nowSeconds);
     if (spent.has(jti)) return { ok: false, status: 403, reason: 'ticket already used' };
     // Checked after the ticket so that a bad ticket learns it is bad, not that the server is busy.
     if (!claim()) return { ok: false, status: 409, reason: 'busy: another client is streaming from this server' };

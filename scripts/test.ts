@@ -2,7 +2,9 @@
 // (render server, cross-process, browser) — then one closing line `N passed, N failed`.
 
 import { join } from 'node:path';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { HOME_ENV } from '../common/secret-file.ts';
 
 const root = join(import.meta.dir, '..');
 const testsIn = (dir: string) =>
@@ -47,11 +49,16 @@ const steps: Step[] = [
   },
 ];
 
+// Every dispatcher and render server the suites start finds its shared secret in the per-user
+// file, as with no flags; pointed at a folder of the run's own, the user's real one is never read.
+const home = mkdtempSync(join(tmpdir(), 'render-dispatch-test-home-'));
+process.on('exit', () => rmSync(home, { recursive: true, force: true }));
+
 let passed = 0;
 let failed = 0;
 for (const step of steps) {
   console.log(`\n=== ${step.name}`);
-  const proc = Bun.spawn(step.cmd, { cwd: root, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, FORCE_COLOR: '0' } });
+  const proc = Bun.spawn(step.cmd, { cwd: root, stdout: 'pipe', stderr: 'pipe', env: { ...process.env, FORCE_COLOR: '0', [HOME_ENV]: home } });
   let output = '';
   const pump = async (stream: ReadableStream<Uint8Array>, sink: NodeJS.WriteStream) => {
     const decoder = new TextDecoder();

@@ -2,11 +2,27 @@
 // processes with their output captured, and bounded waits.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { encode } from '../common/protocol.ts';
+import { defaultSecretFile, loadOrCreateSecret } from '../common/secret-file.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
+
+/**
+ * The secret the dispatchers these tests start use: the per-user file, as with no flags (the test
+ * gate points RENDER_DISPATCH_HOME at a folder of its own, so no real secret is touched).
+ */
+export function testSecret(): string {
+  return loadOrCreateSecret(defaultSecretFile());
+}
+
+/** Headers a program (not a browser: no Origin) sends to the control channel and operator routes. */
+export function operatorHeaders(): Record<string, string> {
+  return { authorization: `Bearer ${testSecret()}` };
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -150,7 +166,7 @@ export interface SimulatedServer {
  * many servers.
  */
 export async function simulateRenderServer(dispatcherPort: number, id: string, url: string): Promise<SimulatedServer> {
-  const ws = new WebSocket(`ws://127.0.0.1:${dispatcherPort}/v1/control`);
+  const ws = new WebSocket(`ws://127.0.0.1:${dispatcherPort}/v1/control`, { headers: operatorHeaders() });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -166,7 +182,7 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
         // At a random phase, as servers started at different moments would: many simulated
         // servers registered at once would otherwise all beat in the same instant.
         const start = setTimeout(() => {
-          beat = setInterval(() => ws.send(JSON.stringify({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
+          beat = setInterval(() => ws.send(encode({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
         }, Math.random() * msg.heartbeatMs);
         ws.once('close', () => clearTimeout(start));
         resolve();
@@ -174,7 +190,7 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
     });
   });
   ws.on('close', () => clearInterval(beat));
-  ws.send(JSON.stringify({ type: 'register', id, url, client, targetFps: 60 }));
+  ws.send(encode({ type: 'register', id, instance: `instance-of-${id}-${randomUUID()}`, url, client, targetFps: 60 }));
   await registered;
   return {
     id,
@@ -183,7 +199,7 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
     leases: () => leases,
     report(event) {
       client = event === 'connected' ? 'connected' : 'none';
-      ws.send(JSON.stringify({ type: 'client', event }));
+      ws.send(encode({ type: 'client', event }));
     },
     close() {
       clearInterval(beat);
@@ -193,8 +209,8 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
 }
 
 /** Opens a WebSocket and resolves once it is open. */
-export function openSocket(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url);
+export function openSocket(url: string, options?: WebSocket.ClientOptions): Promise<WebSocket> {
+  const ws = new WebSocket(url, options);
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
