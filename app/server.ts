@@ -29,7 +29,7 @@ export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timi
 export function startDispatcher(config: StartOptions, clock?: Clock): RunningDispatcher {
   const store = openLeaseStore(config.db);
   const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
-  // Bun.serve's fetch is given the server as its second argument, which knows each request's peer.
+  // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
   let server: ReturnType<typeof Bun.serve> | null = null;
   const app = createApp({
     dispatcher,
