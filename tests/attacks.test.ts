@@ -5,7 +5,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sign } from 'hono/jwt';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -240,10 +240,11 @@ describe('a render server takes no ticket that outlives a claim, whoever signed 
   let render: Proc;
   let renderPort: number;
   let fake: WebSocketServer;
+  let http: Server;
   let id: string;
 
   before(async () => {
-    const http = createServer();
+    http = createServer();
     fake = new WebSocketServer({ server: http, path: '/v1/control' });
     const registered = new Promise<string>((resolve) => {
       fake.on('connection', (ws) => ws.on('message', (data) => {
@@ -261,7 +262,9 @@ describe('a render server takes no ticket that outlives a claim, whoever signed 
   });
   after(async () => {
     await render?.stop();
+    for (const client of fake?.clients ?? []) client.terminate();
     fake?.close();
+    await new Promise((resolve) => http?.close(resolve));
   });
 
   const ticket = (exp: number) => sign({ sub: id, jti: crypto.randomUUID(), iat: Math.floor(Date.now() / 1000), exp }, KEY, 'HS256');
