@@ -86,7 +86,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       });
       if (!result.ok) {
         events.emit('log', { level: 'warn', message: `refused a registration: ${result.conflict}` });
-        refuse(`registration refused: ${result.conflict}`, result.conflict.startsWith('id ') ? 'id' : 'url');
+        refuse(`registration refused: ${result.conflict}`, result.field);
         return link.close(CLOSE.conflict, 'registration conflicts with a live render server');
       }
       serverId = msg.id;

@@ -9,8 +9,9 @@ import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents } from './events.ts';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
-import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
+import type { LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
+import type { ListQuery } from './server-listing.ts';
 import { viewOf, type ServerView } from './server-view.ts';
 import { openStreamSession, type Peer } from './stream-session.ts';
 import { createWaitingRoom } from './waiting-room.ts';
@@ -132,7 +133,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     policy,
     allocate: allocator.allocate,
     openControl: (link: Link): Session => openControlSession(controlContext, link),
-    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit, policy }, link, peer),
+    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit }, link, peer),
     sweep,
     /** Writes heartbeats still waiting for their batch (before closing the store). */
     flush: heartbeats.flush,

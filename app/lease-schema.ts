@@ -39,6 +39,11 @@ CREATE INDEX IF NOT EXISTS servers_by_holder ON servers (holder);
 CREATE INDEX IF NOT EXISTS servers_by_registration ON servers (registered_at, id);
 `;
 
+/** A whole servers row, as lease-store.ts's ServerRow. */
+export const SERVER_COLUMNS = `id, url, key, instance_hash AS instanceHash, state, conn, lease_expires AS leaseExpires,
+  claim_expires AS claimExpires, client, target_fps AS targetFps, fps, frame_ms AS frameMs, health, session,
+  session_until AS sessionUntil, registered_at AS registeredAt, updated_at AS updatedAt`;
+
 /** Where the write-ahead log is cut back to after each checkpoint. */
 export const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
 

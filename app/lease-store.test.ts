@@ -124,7 +124,7 @@ describe('lease store', () => {
     const s = store();
     register(s, 'old', 0, { url: 'ws://127.0.0.1:16000/stream' });
     const input = { id: 'new', url: 'ws://127.0.0.1:16000/stream', conn: 'c', instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL } as const;
-    expect(s.register({ ...input, now: 5 })).toEqual({ ok: false, conflict: 'ws://127.0.0.1:16000/stream belongs to live render server old' });
+    expect(s.register({ ...input, now: 5 })).toEqual({ ok: false, field: 'url', conflict: 'ws://127.0.0.1:16000/stream belongs to live render server old' });
     // Expired (frozen, or its dispatcher gone) counts as gone, as does offline.
     const result = s.register({ ...input, now: TTL });
     expect(result.ok && result.replaced.map((r) => r.id)).toEqual(['old']);
@@ -136,7 +136,7 @@ describe('lease store', () => {
     register(s, 'a', 0, { instanceHash: 'first' });
     s.disconnect('a', 'conn-a', 1);
     expect(s.register({ id: 'a', url: 'ws://x/s', conn: 'c', instanceHash: 'second', client: 'none', targetFps: 60, newKey: 'k', now: 2, ttlMs: TTL }))
-      .toEqual({ ok: false, conflict: 'id a belongs to another render server process' });
+      .toEqual({ ok: false, field: 'id', conflict: 'id a belongs to another render server process' });
     expect(register(s, 'a', 3, { instanceHash: 'first', conn: 'again' }).row.state).toBe('ready');
   });
 

@@ -5,8 +5,9 @@
 // Deadlines are absolute times, so a restart neither shortens nor extends any lease.
 
 import type { ClientState } from '../common/protocol.ts';
-import { openLeaseDatabase } from './lease-schema.ts';
+import { SERVER_COLUMNS as COLUMNS, openLeaseDatabase } from './lease-schema.ts';
 import { openRequestMemo } from './request-memo.ts';
+import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
 
 /** Stored states. "expired" is derived at read time from the lease deadline, never trusted as stored. */
@@ -78,21 +79,8 @@ export type RegisterResult =
       /** Earlier servers on the same URL, no longer alive, that this registration replaced. */
       replaced: { id: string; url: string }[];
     }
-  | { ok: false; conflict: string };
-
-/** A page of GET /v1/servers: rows in registration order, and where the next page starts. */
-export interface ServerPage {
-  rows: ServerRow[];
-  next: { registeredAt: number; id: string } | null;
-}
-
-export interface ListQuery {
-  /** Only servers in this state as of `now` ('expired' included). */
-  state?: ServerState | null;
-  limit: number;
-  /** Start after this row (the `next` of the page before). */
-  after?: { registeredAt: number; id: string } | null;
-}
+  /** What the registration would have taken (`field`), and whose it is. */
+  | { ok: false; field: 'id' | 'url'; conflict: string };
 
 /** What a heartbeat needs back: the new deadline, and whether the server is free. */
 export interface Beat {
@@ -108,10 +96,6 @@ export type Health = {
   client: ClientState;
 };
 
-const COLUMNS = `id, url, key, instance_hash AS instanceHash, state, conn, lease_expires AS leaseExpires, claim_expires AS claimExpires, client,
-  target_fps AS targetFps, fps, frame_ms AS frameMs, health, session, session_until AS sessionUntil,
-  registered_at AS registeredAt, updated_at AS updatedAt`;
-
 /** The state a row is really in at `now`, whatever was last written. */
 export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | 'claimExpires'>, now: number): ServerState {
   if (row.state === 'offline') return 'offline';
@@ -120,16 +104,13 @@ export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | '
   return row.state;
 }
 
-/** A row's state as of $now, in SQL: effectiveState's twin, for filtering. */
-const EFFECTIVE_STATE = `CASE WHEN state = 'offline' THEN 'offline' WHEN lease_expires <= $now THEN 'expired'
-  WHEN state = 'reserved' AND claim_expires <= $now THEN 'ready' ELSE state END`;
-
 const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
 
 export function openLeaseStore(path: string) {
   const db = openLeaseDatabase(path);
   const requests = openRequestMemo(db);
   const waiting = openWaitingList(db);
+  const listing = openServerListing(db);
 
   const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
   const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
@@ -244,13 +225,6 @@ export function openLeaseStore(path: string) {
     `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR lease_expires <= $before`,
   );
 
-  type PageParams = { now: number; state: string | null; afterAt: number | null; afterId: string; limit: number };
-  const page = db.query<ServerRow, PageParams>(`
-    SELECT ${COLUMNS} FROM servers
-    WHERE ($state IS NULL OR ${EFFECTIVE_STATE} = $state)
-      AND ($afterAt IS NULL OR registered_at > $afterAt OR (registered_at = $afterAt AND id > $afterId))
-    ORDER BY registered_at, id LIMIT $limit`);
-
   type BeatInput = { id: string; conn: string; now: number; health: Health };
   const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number): (Beat | null)[] =>
     beats.map(({ id, conn, now, health }) => heartbeat.get({ id, conn, leaseExpires: now + ttlMs, now, ...health }) ?? null),
@@ -260,12 +234,12 @@ export function openLeaseStore(path: string) {
     const existing = byId.get({ id: input.id });
     // An id is its first registrant's for as long as its row exists.
     if (existing && existing.instanceHash !== input.instanceHash) {
-      return { ok: false, conflict: `id ${input.id} belongs to another render server process` };
+      return { ok: false, field: 'id', conflict: `id ${input.id} belongs to another render server process` };
     }
     // Another id on this URL is a render server that was restarted; while its lease lives, it has not.
     const others = othersOnUrl.all({ url: input.url, id: input.id });
     const alive = others.find((old) => !['offline', 'expired'].includes(effectiveState(old, input.now)));
-    if (alive) return { ok: false, conflict: `${input.url} belongs to live render server ${alive.id}` };
+    if (alive) return { ok: false, field: 'url', conflict: `${input.url} belongs to live render server ${alive.id}` };
     for (const old of others) deleteById.run({ id: old.id });
     const replaced = others.map(({ id, url }) => ({ id, url }));
     const leaseExpires = input.now + input.ttlMs;
@@ -283,6 +257,9 @@ export function openLeaseStore(path: string) {
     reattach.run({ ...fields, state });
     return { ok: true, row: byId.get({ id: input.id })!, isNew: live === 'offline' || live === 'expired', replaced };
   });
+  const checkpoint = (): void => {
+    db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+  };
   const grantParams = (now: number, claimMs: number, minHealth: number, holder: string | null) => ({
     now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder,
   });
@@ -345,27 +322,19 @@ export function openLeaseStore(path: string) {
     all: (): ServerRow[] => all.all(),
 
     /** One page of servers in registration order, optionally of one state. */
-    list: ({ state = null, limit, after = null }: ListQuery, now: number): ServerPage => {
-      const rows = page.all({ now, state, afterAt: after?.registeredAt ?? null, afterId: after?.id ?? '', limit: limit + 1 });
-      const more = rows.length > limit;
-      if (more) rows.pop();
-      const last = rows.at(-1);
-      return { rows, next: more && last ? { registeredAt: last.registeredAt, id: last.id } : null };
-    },
+    list: listing.list,
 
     /** Forgets servers offline, or expired, since before `before`; returns how many. */
     purge: (before: number): number => purge.run({ before }).changes,
 
     /** Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints). */
-    checkpoint: (): void => {
-      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
-    },
+    checkpoint,
 
     requests,
     waiting,
 
     close: (): void => {
-      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      checkpoint();
       db.close();
     },
   };

@@ -22,11 +22,6 @@ export type OriginVerdict = { ok: true } | { ok: false; reason: string };
 
 const OK: OriginVerdict = { ok: true };
 
-function hostnameOf(host: string): string {
-  // "[::1]:18000" → "[::1]", "127.0.0.1:18000" → "127.0.0.1"
-  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
-}
-
 function parseOrigin(origin: string): URL | null {
   try {
     const url = new URL(origin);
@@ -45,7 +40,7 @@ function isLoopbackOrigin(origin: string): boolean {
 function isOwnOrigin(origin: string, host: string | undefined, policy: OriginPolicy): boolean {
   const url = parseOrigin(origin);
   if (!url || !host || url.host !== host.toLowerCase()) return false;
-  const name = hostnameOf(url.host);
+  const name = url.hostname;
   const wildcard = policy.listenHost === '0.0.0.0' || policy.listenHost === '::';
   return isLoopback(name) || (!wildcard && name === policy.listenHost.toLowerCase());
 }

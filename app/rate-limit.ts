@@ -55,6 +55,8 @@ export function createRateLimit({ perSecond, burst, now }: RateLimitOptions) {
       }
       return { ok: false, retryMs: Math.ceil(((1 - bucket.tokens) / perSecond) * 1000) };
     },
+    /** The rate, as configured (for the message a refusal carries). */
+    perSecond,
     /** Addresses being tracked (for tests and memory checks). */
     size: () => buckets.size,
   };

@@ -2,6 +2,7 @@
 // being handed out, the reason in words.
 
 import { effectiveState, type ServerRow, type ServerState } from './lease-store.ts';
+import type { ListCursor } from './server-listing.ts';
 
 export interface ServerView {
   id: string;
@@ -58,14 +59,13 @@ export function viewOf(row: ServerRow, now: number, minHealth: number): ServerVi
 const STATES: readonly ServerState[] = ['ready', 'reserved', 'busy', 'draining', 'offline', 'expired'];
 export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
 
-type Cursor = { registeredAt: number; id: string };
 
 /** The `after` of the next page: opaque to clients, the last row's place in the order. */
-export function encodeCursor(cursor: Cursor | null): string | null {
+export function encodeCursor(cursor: ListCursor | null): string | null {
   return cursor && btoa(JSON.stringify([cursor.registeredAt, cursor.id])).replace(/=+$/, '');
 }
 
-function decodeCursor(text: string): Cursor | null {
+function decodeCursor(text: string): ListCursor | null {
   try {
     const value: unknown = JSON.parse(atob(text));
     if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string' && value[1].length <= 64) {
@@ -78,7 +78,7 @@ function decodeCursor(text: string): Cursor | null {
 }
 
 /** GET /v1/servers?state=&limit=&after=, checked: each bad parameter is named. */
-export function parseListQuery(params: Record<string, string | undefined>): { ok: true; state: ServerState | null; limit: number; after: Cursor | null } | { ok: false; reason: string } {
+export function parseListQuery(params: Record<string, string | undefined>): { ok: true; state: ServerState | null; limit: number; after: ListCursor | null } | { ok: false; reason: string } {
   for (const name of Object.keys(params)) {
     if (!['state', 'limit', 'after'].includes(name)) return { ok: false, reason: `unknown parameter ${name}: use state, limit or after` };
   }

@@ -22,10 +22,9 @@ export interface StreamContext {
   room: WaitingRoom;
   events: EventSource<DispatcherEvents>;
   rateLimit: RateLimit;
-  policy: { rateLimit: number };
 }
 
-export function openStreamSession({ allocator, room, events, rateLimit, policy }: StreamContext, link: Link, peer: Peer): Session {
+export function openStreamSession({ allocator, room, events, rateLimit }: StreamContext, link: Link, peer: Peer): Session {
   const conn = crypto.randomUUID();
   let open = true;
   events.emit('connection.new', { id: conn });
@@ -44,7 +43,7 @@ export function openStreamSession({ allocator, room, events, rateLimit, policy }
     const requestId = request.requestId ? { requestId: request.requestId } : {};
     const rate = rateLimit.take(peer.address);
     if (!rate.ok) {
-      const error = `too many requests from your address (at most ${policy.rateLimit} a second): try again in ${rate.retryMs}ms`;
+      const error = `too many requests from your address (at most ${rateLimit.perSecond} a second): try again in ${rate.retryMs}ms`;
       if (!request.json) return link.send(`error: ${error}`);
       return send({ type: 'error', error, retryMs: rate.retryMs, ...requestId });
     }
