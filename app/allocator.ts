@@ -5,7 +5,6 @@
 
 import { sign } from 'hono/jwt';
 import { ticketUrl, type TicketClaims } from '../common/protocol.ts';
-import type { Clock } from './clock.ts';
 import type { DispatcherEvents } from './events.ts';
 import type { Allocation, LeaseStore } from './lease-store.ts';
 
@@ -34,14 +33,13 @@ export interface AllocatorOptions {
   store: LeaseStore;
   claimMs: number;
   minHealth: number;
-  clock: Clock;
   log(level: DispatcherEvents['log']['level'], message: string): void;
 }
 
 /** Long enough for a reloading page's old socket close to reach the render server and be reported. */
 const OWN_SERVER_WAIT_MS = 1500;
 
-export function createAllocator({ store, claimMs, minHealth, clock, log }: AllocatorOptions) {
+export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOptions) {
   // Requests with an id whose answer is being signed: a retry that overtakes the first attempt
   // waits for it instead of reserving a second server. The answer itself is kept in the store.
   const inFlight = new Map<string, Promise<Grant | null>>();
@@ -75,19 +73,17 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
   }
 
   async function pick({ session, conn = null, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
-    const pending = store.pending({ session, conn }, clock.now());
-    if (pending) return pending;
     if (session) {
-      const own = store.allocateSticky(session, clock.now(), claimMs, minHealth, conn);
+      const own = await store.allocateSticky(session, claimMs, minHealth, conn);
       if (own) return own;
-      const held = waitForOwnServer ? store.heldBy(session, clock.now()) : null;
+      const held = waitForOwnServer ? await store.heldBy(session) : null;
       if (held) {
         await waitForRelease(held, OWN_SERVER_WAIT_MS);
-        const back = store.allocateSticky(session, clock.now(), claimMs, minHealth, conn);
+        const back = await store.allocateSticky(session, claimMs, minHealth, conn);
         if (back) return back;
       }
     }
-    return store.allocate(clock.now(), claimMs, minHealth, session ?? null, conn);
+    return store.allocate(claimMs, minHealth, session ?? null, conn);
   }
 
   /** The ticket of a reservation: everything in it comes from the lease row, so signing it again gives the same URL. */
@@ -106,7 +102,15 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
     const claim = await pick(request);
     if (!claim) return null;
     const url = await ticketFor(claim);
-    if (request.requestId) store.requests.save(request.requestId, { serverId: claim.id, url }, claim.claimExpires);
+    if (request.requestId) {
+      // Another dispatcher may have answered the same request meanwhile: its answer stands, this
+      // reservation goes back.
+      const standing = await store.requests.save(request.requestId, { serverId: claim.id, url }, claim.claimExpires);
+      if (standing.serverId !== claim.id) {
+        await store.release(claim.id);
+        return { ...standing, requestId: request.requestId };
+      }
+    }
     log('debug', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
     return { url, serverId: claim.id, requestId: request.requestId ?? null };
   }
@@ -115,11 +119,12 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
   function allocate(request: AllocationRequest = {}): Promise<Grant | null> {
     const { requestId } = request;
     if (!requestId) return reserve(request);
-    const remembered = store.requests.find(requestId, clock.now());
-    if (remembered) return Promise.resolve({ ...remembered, requestId });
     let pending = inFlight.get(requestId);
     if (!pending) {
-      pending = reserve(request).finally(() => inFlight.delete(requestId));
+      pending = (async () => {
+        const remembered = await store.requests.find(requestId);
+        return remembered ? { ...remembered, requestId } : reserve(request);
+      })().finally(() => inFlight.delete(requestId));
       inFlight.set(requestId, pending);
     }
     return pending;
@@ -128,9 +133,9 @@ export function createAllocator({ store, claimMs, minHealth, clock, log }: Alloc
   return {
     allocate,
     /** Takes back a grant whose page left before it could be told: the server is free again at once. */
-    cancel(grant: Grant): void {
-      if (grant.requestId) store.requests.forget(grant.requestId);
-      if (store.release(grant.serverId, clock.now())) log('debug', `took back server ${grant.serverId}: its page left before it got the URL`);
+    async cancel(grant: Grant): Promise<void> {
+      if (grant.requestId) await store.requests.forget(grant.requestId);
+      if (await store.release(grant.serverId)) log('debug', `took back server ${grant.serverId}: its page left before it got the URL`);
     },
     /** A server left for good: its imported key is dropped. */
     forget(serverId: string): void {

@@ -4,6 +4,7 @@ import { DEFAULT_DISPATCHER_PORT, SECRET_ENV } from '../common/protocol.ts';
 import { UsageError, isLoopback, parseDuration, parseFlags, parsePort, parsePositive, parseRatio } from '../common/cli.ts';
 import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/secret-file.ts';
 import { BURST_SECONDS, DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
+import { isPostgresUrl } from './open-store.ts';
 import { checkAllowedOrigin } from './origin.ts';
 
 export interface DispatcherConfig {
@@ -29,7 +30,10 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --port N            port to listen on (default ${DEFAULT_DISPATCHER_PORT}; 0 picks a free one)
   --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 serves other machines)
   --local             listen on loopback only (the default; conflicts with a non-loopback --host)
-  --db FILE           SQLite file holding the leases (default dispatcher.db; :memory: keeps none)
+  --db FILE|URL       where the leases are: a SQLite file (default dispatcher.db; :memory:
+                      keeps none), or postgres://user:pass@host:5432/db to share them with
+                      every dispatcher pointed at the same database (default: DATABASE_URL
+                      when it is set)
   --heartbeat DUR     heartbeat interval told to render servers (default ${DEFAULT_TIMINGS.heartbeatMs}ms)
   --ttl DUR           lease lifetime after each heartbeat (default ${DEFAULT_TIMINGS.ttlMs}ms)
   --claim-timeout DUR how long a handed-out server waits for its client (default ${DEFAULT_TIMINGS.claimMs}ms)
@@ -64,6 +68,12 @@ function parseCount(flag: string, text: string, max: number): number {
     throw new UsageError(`--${flag} must be a whole number from 0 to ${max}, got "${text}"`);
   }
   return value;
+}
+
+function databaseUrl(text: string | undefined): string | null {
+  if (!text) return null;
+  if (!isPostgresUrl(text)) throw new UsageError(`DATABASE_URL must be a postgres:// or postgresql:// URL, got "${text.split('@').pop()}"`);
+  return text;
 }
 
 /** Returns null when --help was asked for; throws UsageError on a bad flag. */
@@ -115,7 +125,7 @@ export function parseDispatcherArgs(
   return {
     host,
     port: v.port ? parsePort('port', v.port) : DEFAULT_DISPATCHER_PORT,
-    db: v.db ?? 'dispatcher.db',
+    db: v.db ?? databaseUrl(env.DATABASE_URL) ?? 'dispatcher.db',
     timings,
     policy: {
       minHealth: v['min-health'] ? parseRatio('min-health', v['min-health']) : DEFAULT_POLICY.minHealth,

@@ -2,14 +2,17 @@
 // each a lease-store transition. Anything that may free a server wakes the waiting room. The
 // connection got past the shared secret to get here; what it registers must still be its own: an
 // id belongs to the process that first registered it (proved by its instance secret), and a URL
-// to the live server registered on it.
+// to the live server registered on it. While the lease store cannot be reached the connection
+// stays open: heartbeats go unanswered until it is back, and the first one after extends (or
+// revives) the lease. Only a registration that could not be stored closes it, to be tried again.
 
-import { CLOSE, encode, parseRenderMessage, type DispatcherToRender } from '../common/protocol.ts';
+import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type RenderToDispatcher } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Clock } from './clock.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
 import type { HeartbeatBatch } from './heartbeat-batch.ts';
 import type { LeaseStore, ServerRow } from './lease-store.ts';
+import type { StoreFailures } from './store-failures.ts';
 import type { WaitingRoom } from './waiting-room.ts';
 
 /** A socket as the runtime adapter presents it. */
@@ -20,7 +23,8 @@ export interface Link {
 
 export interface Session {
   message(text: string): Promise<void>;
-  closed(): void;
+  /** The socket closed; resolves once the store has been told. */
+  closed(): Promise<void>;
 }
 
 export interface ControlContext {
@@ -35,6 +39,7 @@ export interface ControlContext {
   /** Expiries already announced: bookkeeping for events only, the store decides. */
   announcedExpired: Set<string>;
   announceDrain(row: ServerRow): void;
+  failures: StoreFailures;
 }
 
 function randomKey(): string {
@@ -73,16 +78,23 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     const parsed = parseRenderMessage(text);
     if (!parsed.ok) return refuse(parsed.error, parsed.field);
     const msg = parsed.value;
-    const now = clock.now();
+    try {
+      await handle(msg);
+    } catch (error) {
+      ctx.failures.failed(`on a ${msg.type} from ${serverId ?? 'a render server'}`, error);
+      if (msg.type === 'register' && serverId === null && open) link.close(CLOSE.tryAgainLater, 'store unavailable: register again');
+    }
+  }
 
+  async function handle(msg: RenderToDispatcher): Promise<void> {
     if (msg.type === 'register') {
       const instanceHash = await hashInstance(msg.instance);
       if (!open) return;
       if (serverId !== null && serverId !== msg.id) {
         return refuse(`this connection is registered as ${serverId}; open a new one for ${msg.id}`, 'id');
       }
-      const result = store.register({
-        id: msg.id, url: msg.url, conn, instanceHash, client: msg.client, targetFps: msg.targetFps, newKey: randomKey(), now: clock.now(), ttlMs: timings.ttlMs,
+      const result = await store.register({
+        id: msg.id, url: msg.url, conn, instanceHash, client: msg.client, targetFps: msg.targetFps, newKey: randomKey(), ttlMs: timings.ttlMs,
       });
       if (!result.ok) {
         events.emit('log', { level: 'warn', message: `refused a registration: ${result.conflict}` });
@@ -117,13 +129,14 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     }
 
     if (msg.type === 'drain') {
-      const row = store.drain(serverId, now);
+      const row = await store.drain(serverId);
       if (row) ctx.announceDrain(row);
       return;
     }
 
     const connected = msg.event === 'connected';
-    if (!store.setClient(serverId, conn, connected ? 'connected' : 'none', now, ctx.graceMs)) return lostHold();
+    const now = clock.now();
+    if (!(await store.setClient(serverId, conn, connected ? 'connected' : 'none', ctx.graceMs))) return lostHold();
     log('debug', `render server ${serverId}: client ${msg.event}`);
     if (connected) {
       clientSince = now;
@@ -135,18 +148,28 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     wakeRoom();
   }
 
-  function closed(): void {
-    open = false;
-    if (serverId === null) return;
-    ctx.allocator.forget(serverId);
-    const before = store.get(serverId);
-    const row = store.disconnect(serverId, conn, clock.now());
-    // No row: a newer connection holds the lease, and this close says nothing about the server.
-    // A drained or expired server was announced lost already.
-    if (row && before?.state !== 'draining' && !announcedExpired.delete(row.id)) {
-      events.emit('server.lost', { id: row.id, url: row.url, reason: 'closed' });
+  async function disconnect(id: string): Promise<void> {
+    try {
+      const before = await store.get(id);
+      const row = await store.disconnect(id, conn);
+      // No row: a newer connection holds the lease, and this close says nothing about the server.
+      // A drained or expired server was announced lost already.
+      if (row && before?.state !== 'draining' && !announcedExpired.delete(row.id)) {
+        events.emit('server.lost', { id: row.id, url: row.url, reason: 'closed' });
+      }
+    } catch (error) {
+      // The lease runs out by itself: the store stops handing the server out at its deadline.
+      ctx.failures.failed(`marking ${id} offline (its lease lapses by itself)`, error);
     }
+  }
+
+  function closed(): Promise<void> {
+    open = false;
+    if (serverId === null) return Promise.resolve();
+    const id = serverId;
     serverId = null;
+    ctx.allocator.forget(id);
+    return disconnect(id);
   }
 
   return { message, closed };

@@ -1,7 +1,8 @@
 // The dispatcher's logic, free of any runtime: it wires the lease store, the allocator, the
 // waiting room and the sessions of render servers (control) and browsers (stream) together, and
 // is the event source a program embedding the dispatcher listens to. State lives in the store;
-// what is kept here is bookkeeping for events and sockets.
+// what is kept here is bookkeeping for events and sockets. Several dispatchers may share one store:
+// what another one does that frees a server reaches this one as the store's change notice.
 
 import type { Allocator } from './allocator.ts';
 import { createAllocator } from './allocator.ts';
@@ -9,10 +10,10 @@ import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents } from './events.ts';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
-import type { LeaseStore, ServerRow } from './lease-store.ts';
+import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
-import type { ListQuery } from './server-listing.ts';
 import { viewOf, type ServerView } from './server-view.ts';
+import { createStoreFailures } from './store-failures.ts';
 import { openStreamSession, type Peer } from './stream-session.ts';
 import { createWaitingRoom } from './waiting-room.ts';
 
@@ -69,8 +70,11 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   const policy: Policy = { ...DEFAULT_POLICY, ...given };
   const events = createEventSource<DispatcherEvents>();
   const log = (level: DispatcherEvents['log']['level'], message: string) => events.emit('log', { level, message });
-  const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, clock, log });
-  const room = createWaitingRoom({ store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, clock });
+  const failures = createStoreFailures(log, () => clock.now());
+  const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, log });
+  const room = createWaitingRoom({
+    store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, log: (_level, message) => failures.failed('serving the waiting room', message),
+  });
   const rateLimit = createRateLimit({ perSecond: policy.rateLimit, burst: policy.rateLimit * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();
   const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock);
@@ -81,50 +85,68 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     log('info', `render server ${row.id} draining`);
   }
 
-  const controlContext = { store, timings, graceMs: policy.graceMs, clock, events, allocator, room, heartbeats, announcedExpired, announceDrain };
+  const controlContext = {
+    store, timings, graceMs: policy.graceMs, clock, events, allocator, room, heartbeats, announcedExpired, announceDrain, failures,
+  };
+  // This dispatcher's places in line are kept while it sweeps; another dispatcher's change may free
+  // a server for a page waiting here, or for a reloading page waiting for its own server.
+  void store.keepAlive(timings.ttlMs).catch((error) => failures.failed('starting', error));
+  const unsubscribe = store.onChange(({ serverId }) => {
+    if (serverId) allocator.released(serverId);
+    if (room.hasWaiting()) void room.serve();
+  });
 
-  /**
-   * Announces leases that ran out, serves the waiting room (claims lapse with time), forgets old
-   * request ids and, now and then, the rows of servers long gone.
-   */
-  function sweep(): void {
-    const now = clock.now();
-    for (const row of store.expired(now)) {
+  async function sweepOnce(): Promise<void> {
+    await store.keepAlive(timings.ttlMs);
+    for (const row of await store.expired()) {
       if (announcedExpired.has(row.id)) continue;
       announcedExpired.add(row.id);
       allocator.forget(row.id);
       events.emit('server.lost', { id: row.id, url: row.url, reason: 'expired' });
     }
-    store.requests.prune(now);
+    await store.requests.prune();
+    const now = clock.now();
     if (now - purgedAt >= Math.min(PURGE_EVERY_MS, policy.retentionMs)) {
       purgedAt = now;
-      const purged = store.purge(now - policy.retentionMs);
+      const purged = await store.purge(policy.retentionMs);
       if (purged) log('info', `forgot ${purged} render server${purged === 1 ? '' : 's'} gone for over ${policy.retentionMs}ms`);
       // Expiry announcements are kept only for rows that still exist.
-      for (const id of announcedExpired) if (!store.get(id)) announcedExpired.delete(id);
-      store.checkpoint();
+      for (const id of announcedExpired) if (!(await store.get(id))) announcedExpired.delete(id);
+      await store.maintain();
     }
+    failures.succeeded();
     if (room.hasWaiting()) void room.serve();
   }
 
-  function drain(id: string): DrainResult {
-    const now = clock.now();
-    const existing = store.get(id);
-    if (!existing) return { ok: false, status: 404, reason: `no render server ${id}` };
-    if (existing.state === 'offline') return { ok: false, status: 409, reason: `render server ${id} is offline` };
-    const row = store.drain(id, now);
-    if (row) announceDrain(row);
-    return { ok: true, server: viewOf(row ?? existing, now, policy.minHealth) };
+  /**
+   * Announces leases that ran out, serves the waiting room (claims lapse with time), forgets old
+   * request ids and, now and then, the rows of servers long gone. A store that fails is reported,
+   * and the next sweep tries again.
+   */
+  let sweeping: Promise<void> | null = null;
+  function sweep(): Promise<void> {
+    sweeping ??= sweepOnce()
+      .catch((error) => failures.failed('sweeping', error))
+      .finally(() => (sweeping = null));
+    return sweeping;
   }
 
-  function undrain(id: string): DrainResult {
-    const now = clock.now();
-    if (!store.get(id)) return { ok: false, status: 404, reason: `no render server ${id}` };
-    const row = store.undrain(id, now);
+  async function drain(id: string): Promise<DrainResult> {
+    const existing = await store.get(id);
+    if (!existing) return { ok: false, status: 404, reason: `no render server ${id}` };
+    if (existing.state === 'offline') return { ok: false, status: 409, reason: `render server ${id} is offline` };
+    const row = await store.drain(id);
+    if (row) announceDrain(row);
+    return { ok: true, server: viewOf(row ?? existing, await store.now(), policy.minHealth) };
+  }
+
+  async function undrain(id: string): Promise<DrainResult> {
+    if (!(await store.get(id))) return { ok: false, status: 404, reason: `no render server ${id}` };
+    const row = await store.undrain(id);
     if (!row) return { ok: false, status: 409, reason: `render server ${id} is not draining` };
     events.emit('server.new', { id: row.id, url: row.url });
     void room.serve();
-    return { ok: true, server: viewOf(row, now, policy.minHealth) };
+    return { ok: true, server: viewOf(row, await store.now(), policy.minHealth) };
   }
 
   return {
@@ -133,20 +155,23 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     policy,
     allocate: allocator.allocate,
     openControl: (link: Link): Session => openControlSession(controlContext, link),
-    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit }, link, peer),
+    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit, failures }, link, peer),
     sweep,
+    /** Whether the lease store answers now (GET /readyz). */
+    ready: (): Promise<boolean> => store.ready().catch(() => false),
+    /** Stops listening to the store (before closing it). */
+    stop: unsubscribe,
     /** Writes heartbeats still waiting for their batch (before closing the store). */
     flush: heartbeats.flush,
     drain,
     undrain,
-    list: (): ServerView[] => {
-      const now = clock.now();
-      return store.all().map((row) => viewOf(row, now, policy.minHealth));
+    list: async (): Promise<ServerView[]> => {
+      const [rows, now] = await Promise.all([store.all(), store.now()]);
+      return rows.map((row) => viewOf(row, now, policy.minHealth));
     },
     /** One page of the servers, for GET /v1/servers. */
-    page: (query: ListQuery): { servers: ServerView[]; next: ListQuery['after'] } => {
-      const now = clock.now();
-      const { rows, next } = store.list(query, now);
+    page: async (query: ListQuery): Promise<{ servers: ServerView[]; next: ListQuery['after'] }> => {
+      const { rows, next, now } = await store.list(query);
       return { servers: rows.map((row) => viewOf(row, now, policy.minHealth)), next };
     },
   };

@@ -1,14 +1,15 @@
 import { describe, expect, test } from 'bun:test';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
-import { openLeaseStore } from './lease-store.ts';
+import type { LeaseStore } from './lease-store.ts';
+import { openSqliteStore } from './sqlite/lease-store.ts';
 
 const TTL = 3000;
 
-function setUp(servers: number) {
-  const store = openLeaseStore(':memory:');
+async function setUp(servers: number) {
   const clock = { t: 1_000_000, now: () => clock.t };
+  const store: LeaseStore = openSqliteStore(':memory:', clock);
   for (let i = 0; i < servers; i++) {
-    store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, instanceHash: `h${i}`, client: 'none', targetFps: 60, newKey: 'k', now: clock.t, ttlMs: TTL });
+    await store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, instanceHash: `h${i}`, client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL });
   }
   let transactions = 0;
   const heartbeats = store.heartbeats;
@@ -23,14 +24,14 @@ const health = { fps: 30, frameMs: 10, client: 'none' as const };
 
 describe('heartbeat batches', () => {
   test('heartbeats arriving together are written in one transaction, each answered', async () => {
-    const { batch, transactions } = setUp(50);
+    const { batch, transactions } = await setUp(50);
     const beats = await Promise.all(Array.from({ length: 50 }, (_, i) => batch.beat(`s${i}`, `c${i}`, health)));
     expect(transactions()).toBe(1);
     expect(beats.every((b) => b !== null && b.state === 'ready')).toBe(true);
   });
 
   test('a lease is extended from the heartbeat\'s arrival, not from the commit', async () => {
-    const { batch, clock } = setUp(1);
+    const { batch, clock } = await setUp(1);
     const arrived = clock.t;
     const answer = batch.beat('s0', 'c0', health);
     clock.t += 1000; // time passes before the batch is written
@@ -38,19 +39,29 @@ describe('heartbeat batches', () => {
   });
 
   test('a connection that no longer holds the lease gets null; the others in its batch are unaffected', async () => {
-    const { batch } = setUp(2);
+    const { batch } = await setUp(2);
     const [stale, good] = await Promise.all([batch.beat('s0', 'someone-else', health), batch.beat('s1', 'c1', health)]);
     expect(stale).toBeNull();
     expect(good?.state).toBe('ready');
   });
 
   test('a full batch is written at once; flush writes what waits', async () => {
-    const { batch, transactions } = setUp(1);
+    const { batch, transactions } = await setUp(1);
     const waiting = batch.beat('s0', 'c0', health);
-    batch.flush();
+    await batch.flush();
     expect(transactions()).toBe(1);
     expect(await waiting).not.toBeNull();
-    batch.flush();
+    await batch.flush();
     expect(transactions()).toBe(1);
+  });
+
+  test('a batch arriving while one is written waits for it, and is written next', async () => {
+    const { batch, transactions } = await setUp(2);
+    const first = batch.beat('s0', 'c0', health);
+    const writing = batch.flush();
+    const second = batch.beat('s1', 'c1', health);
+    const flushed = batch.flush();
+    await Promise.all([writing, flushed]);
+    expect([(await first)?.state, (await second)?.state, transactions()]).toEqual(['ready', 'ready', 2]);
   });
 });

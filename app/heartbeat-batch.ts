@@ -1,8 +1,10 @@
 // Heartbeats are the dispatcher's most frequent write: 10,000 render servers send 10,000 a second.
 // Each one its own transaction costs a commit apiece, so heartbeats that arrive within a few
 // milliseconds of each other are written in one transaction, and answered once it commits.
-// Safe to delay: a lease is extended from the moment its heartbeat arrived, and until the batch
-// commits the store holds the older, shorter deadline, never a longer one.
+// Safe to delay: a lease is extended from the moment its heartbeat arrived (the store is told how
+// long ago that was, on any clock), and until the batch commits the store holds the older, shorter
+// deadline, never a longer one. One batch is written at a time; what arrives meanwhile waits for
+// the next.
 
 import type { Clock } from './clock.ts';
 import type { Beat, Health, LeaseStore } from './lease-store.ts';
@@ -15,7 +17,7 @@ const MAX_BATCH = 1000;
 interface Pending {
   id: string;
   conn: string;
-  now: number;
+  arrived: number;
   health: Health;
   resolve(beat: Beat | null): void;
   reject(error: unknown): void;
@@ -24,27 +26,41 @@ interface Pending {
 export function createHeartbeatBatch(store: LeaseStore, ttlMs: number, clock: Clock) {
   let pending: Pending[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let writing: Promise<void> | null = null;
 
-  function flush(): void {
-    if (timer) clearTimeout(timer);
-    timer = null;
-    const batch = pending;
-    pending = [];
-    if (batch.length === 0) return;
+  async function write(batch: Pending[]): Promise<void> {
+    const now = clock.now();
     try {
-      const beats = store.heartbeats(batch, ttlMs);
+      const beats = await store.heartbeats(
+        batch.map(({ id, conn, arrived, health }) => ({ id, conn, ageMs: Math.max(0, now - arrived), health })),
+        ttlMs,
+      );
       batch.forEach((item, i) => item.resolve(beats[i]));
     } catch (error) {
       for (const item of batch) item.reject(error);
     }
   }
 
+  function flush(): Promise<void> {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (writing) return writing.then(() => (pending.length ? flush() : undefined));
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return Promise.resolve();
+    writing = write(batch).finally(() => {
+      writing = null;
+      if (pending.length) timer ??= setTimeout(flush, 0);
+    });
+    return writing;
+  }
+
   return {
     /** Extends the lease from now; resolves with the new deadline once written, or null if `conn` no longer holds it. */
     beat(id: string, conn: string, health: Health): Promise<Beat | null> {
       return new Promise((resolve, reject) => {
-        pending.push({ id, conn, now: clock.now(), health, resolve, reject });
-        if (pending.length >= MAX_BATCH) flush();
+        pending.push({ id, conn, arrived: clock.now(), health, resolve, reject });
+        if (pending.length >= MAX_BATCH && !writing) void flush();
         else timer ??= setTimeout(flush, WINDOW_MS);
       });
     },

@@ -3,12 +3,12 @@ import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher } from './dispatcher.ts';
 import { createApp } from './http.ts';
 import { encode } from '../common/protocol.ts';
-import { openLeaseStore } from './lease-store.ts';
+import { openSqliteStore } from './sqlite/lease-store.ts';
 import { createOriginPolicy } from './origin.ts';
 import { CLIENT_DIR } from './server.ts';
 
 const secret = 'test-secret-0123456789';
-const dispatcher = createDispatcher({ store: openLeaseStore(':memory:') });
+const dispatcher = createDispatcher({ store: openSqliteStore(':memory:') });
 const options = {
   upgradeWebSocket,
   clientDir: CLIENT_DIR,
@@ -129,14 +129,14 @@ describe('http routes', () => {
   });
 
   test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
-    const failing = createDispatcher({ store: openLeaseStore(':memory:'), policy: { rateLimit: 0 } });
+    const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
     const logged: string[] = [];
     failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
     failing.openStream = () => ({
       message: async () => {
         throw new Error('the lease file went away');
       },
-      closed() {},
+      closed: async () => {},
     });
     const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ dispatcher: failing, ...options }).fetch, websocket });
     try {

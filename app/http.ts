@@ -66,7 +66,7 @@ function sessionRoute(
         if (event.data.length > MAX_MESSAGE) return ws.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
         await sessionFor(ws).message(event.data);
       },
-      onClose: () => session?.closed(),
+      onClose: () => void session?.closed(),
       // A failure inside a session (the lease file unwritable, say) ends that socket, not the process.
       onError: (event, ws) => {
         report((event as Event & { error?: unknown }).error ?? event);
@@ -116,22 +116,27 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
   app.get('/', () => clientFile('index.html'));
   app.get('/:file{[a-z-]+\\.(?:html|js)}', (c) => clientFile(c.req.param('file')));
 
+  // Liveness: the process answers. Readiness: it can reach its lease store, so it can hand out
+  // servers (a load balancer sends pages elsewhere while this is 503).
+  app.get(PATHS.healthz, (c) => c.text('ok'));
+  app.get(PATHS.readyz, async (c) => ((await dispatcher.ready()) ? c.text('ready') : c.text('store unavailable', 503)));
+
   // Paged (100 a page unless ?limit=, up to 1,000) and filterable by ?state=.
-  app.get(PATHS.servers, operator, (c) => {
+  app.get(PATHS.servers, operator, async (c) => {
     const query = parseListQuery(c.req.query());
     if (!query.ok) throw new HTTPException(400, { message: query.reason });
-    const { servers, next } = dispatcher.page(query);
+    const { servers, next } = await dispatcher.page(query);
     return c.json({ servers, next: encodeCursor(next ?? null) });
   });
 
   // Drain: the server is handed out no more, its client stays. DELETE ends the drain.
-  app.post(`${PATHS.servers}/:id/drain`, operator, authorized, (c) => {
-    const result = dispatcher.drain(c.req.param('id'));
+  app.post(`${PATHS.servers}/:id/drain`, operator, authorized, async (c) => {
+    const result = await dispatcher.drain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
     return c.json({ server: result.server });
   });
-  app.delete(`${PATHS.servers}/:id/drain`, operator, authorized, (c) => {
-    const result = dispatcher.undrain(c.req.param('id'));
+  app.delete(`${PATHS.servers}/:id/drain`, operator, authorized, async (c) => {
+    const result = await dispatcher.undrain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
     return c.json({ server: result.server });
   });
@@ -161,8 +166,9 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
 
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
 
-  app.onError((error, c) => {
+  app.onError(async (error, c) => {
     if (error instanceof HTTPException) return error.getResponse();
+    if (!(await dispatcher.ready())) return c.text('store unavailable: the lease store cannot be reached, try again shortly', 503);
     dispatcher.events.emit('log', { level: 'error', message: `${c.req.method} ${c.req.path}: ${error.stack ?? error}` });
     return c.text('internal error', 500);
   });

@@ -1,293 +1,407 @@
+// The lease store's behaviour, run against every engine (app/testing/engines.ts).
+
 import { afterEach, describe, expect, test } from 'bun:test';
-import { Database } from 'bun:sqlite';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { effectiveState, openLeaseStore, type LeaseStore } from './lease-store.ts';
+import { effectiveState, type LeaseStore } from './lease-store.ts';
+import { ENGINES, closeStores, manualClock } from './testing/engines.ts';
 
 const TTL = 3000;
 const CLAIM = 10_000;
-const stores: LeaseStore[] = [];
+const idle = { fps: 0, frameMs: 0, client: 'none' } as const;
 
-function store(path = ':memory:') {
-  const s = openLeaseStore(path);
-  stores.push(s);
-  return s;
-}
+afterEach(closeStores);
 
-function register(s: LeaseStore, id: string, now: number, opts: { url?: string; conn?: string; client?: 'none' | 'connected'; instanceHash?: string } = {}) {
-  const result = s.register({
-    id, url: opts.url ?? `ws://127.0.0.1:${id.length + 16000}/stream-${id}`, conn: opts.conn ?? `conn-${id}`, instanceHash: opts.instanceHash ?? `hash-${id}`,
-    client: opts.client ?? 'none', targetFps: 60, newKey: `key-${id}-${now}`, now, ttlMs: TTL,
-  });
-  if (!result.ok) throw new Error(result.conflict);
-  return result;
-}
-
-/** [id, state] of every row as of `now`. */
-const states = (s: LeaseStore, now: number) => s.all().map((row) => [row.id, effectiveState(row, now)]);
-const stateOf = (s: LeaseStore, id: string, now: number) => effectiveState(s.get(id)!, now);
-
-afterEach(() => {
-  while (stores.length) stores.pop()!.close();
-});
-
-describe('lease store', () => {
-  test('hands a ready server out once, then none', () => {
-    const s = store();
-    register(s, 'a', 1000);
-    const first = s.allocate(1001, CLAIM);
-    expect(first?.id).toBe('a');
-    expect(first?.claimExpires).toBe(1001 + CLAIM);
-    expect(s.allocate(1002, CLAIM)).toBeNull();
-    expect(stateOf(s, 'a', 1002)).toBe('reserved');
-  });
-
-  test('never hands out a lease that has expired, swept or not', () => {
-    const s = store();
-    register(s, 'a', 1000);
-    expect(s.allocate(1000 + TTL, CLAIM)).toBeNull();
-    expect(stateOf(s, 'a', 1000 + TTL)).toBe('expired');
-    expect(s.allocate(1000 + TTL - 1, CLAIM)?.id).toBe('a');
-  });
-
-  test('a heartbeat extends the lease by the TTL and a late one revives an expired lease', () => {
-    const s = store();
-    register(s, 'a', 0);
-    expect(s.heartbeat('a', 'conn-a', 2000, TTL, { fps: 60, frameMs: 5, client: 'none' })?.leaseExpires).toBe(5000);
-    expect(s.allocate(5000, CLAIM)).toBeNull();
-    // A frozen server that resumes: its next heartbeat makes it available again by itself.
-    expect(s.heartbeat('a', 'conn-a', 9000, TTL, { fps: 60, frameMs: 5, client: 'none' })?.state).toBe('ready');
-    expect(s.allocate(9001, CLAIM)?.id).toBe('a');
-  });
-
-  test('a reservation whose client never came returns to the pool at the claim deadline', () => {
-    const s = store();
-    register(s, 'a', 0);
-    s.allocate(0, CLAIM);
-    s.heartbeat('a', 'conn-a', CLAIM - 1, TTL, { fps: 0, frameMs: 0, client: 'none' });
-    expect(s.allocate(CLAIM - 1, CLAIM)).toBeNull();
-    expect(stateOf(s, 'a', CLAIM)).toBe('ready');
-    expect(s.allocate(CLAIM, CLAIM)?.id).toBe('a');
-  });
-
-  test('busy while the client is connected, ready again when it leaves', () => {
-    const s = store();
-    register(s, 'a', 0);
-    s.allocate(0, CLAIM);
-    expect(s.setClient('a', 'conn-a', 'connected', 10)).toBe(true);
-    expect(stateOf(s, 'a', 10)).toBe('busy');
-    // A busy server stays busy past any claim deadline.
-    s.heartbeat('a', 'conn-a', CLAIM + 5, TTL, { fps: 60, frameMs: 5, client: 'connected' });
-    expect(s.allocate(CLAIM + 6, CLAIM)).toBeNull();
-    s.setClient('a', 'conn-a', 'none', CLAIM + 7);
-    expect(stateOf(s, 'a', CLAIM + 7)).toBe('ready');
-    expect(s.allocate(CLAIM + 8, CLAIM)?.id).toBe('a');
-  });
-
-  test('a closed control connection takes the server out at once, lease or not', () => {
-    const s = store();
-    register(s, 'a', 0);
-    expect(s.disconnect('a', 'conn-a', 1)?.state).toBe('offline');
-    expect(s.allocate(2, CLAIM)).toBeNull();
-    expect(stateOf(s, 'a', 2)).toBe('offline');
-  });
-
-  test('a stale connection can neither heartbeat nor close a lease it no longer holds', () => {
-    const s = store();
-    register(s, 'a', 0, { conn: 'old' });
-    register(s, 'a', 10, { conn: 'new' });
-    expect(s.heartbeat('a', 'old', 20, TTL, { fps: 0, frameMs: 0, client: 'none' })).toBeNull();
-    expect(s.disconnect('a', 'old', 30)).toBeNull();
-    expect(s.allocate(40, CLAIM)?.id).toBe('a');
-  });
-
-  test('registering again brings a new key and keeps an outstanding reservation', () => {
-    const s = store();
-    register(s, 'a', 0);
-    s.allocate(0, CLAIM);
-    const again = register(s, 'a', 100, { url: 'ws://127.0.0.1:16001/stream-a', conn: 'c2' });
-    expect(again.row.key).toBe('key-a-100');
-    expect(again.row.state).toBe('reserved');
-    expect(again.isNew).toBe(false);
-  });
-
-  test('a registration reporting a connected client comes back busy', () => {
-    const s = store();
-    register(s, 'a', 0);
-    const again = register(s, 'a', 100, { conn: 'c2', client: 'connected' });
-    expect(again.row.state).toBe('busy');
-    expect(s.allocate(101, CLAIM)).toBeNull();
-  });
-
-  test('a new id on the URL of a live server is refused; once that server is gone it replaces it', () => {
-    const s = store();
-    register(s, 'old', 0, { url: 'ws://127.0.0.1:16000/stream' });
-    const input = { id: 'new', url: 'ws://127.0.0.1:16000/stream', conn: 'c', instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL } as const;
-    expect(s.register({ ...input, now: 5 })).toEqual({ ok: false, field: 'url', conflict: 'ws://127.0.0.1:16000/stream belongs to live render server old' });
-    // Expired (frozen, or its dispatcher gone) counts as gone, as does offline.
-    const result = s.register({ ...input, now: TTL });
-    expect(result.ok && result.replaced.map((r) => r.id)).toEqual(['old']);
-    expect(states(s, TTL + 1)).toEqual([['new', 'ready']]);
-  });
-
-  test('an id is its first process\'s: another instance is refused even once the lease is gone', () => {
-    const s = store();
-    register(s, 'a', 0, { instanceHash: 'first' });
-    s.disconnect('a', 'conn-a', 1);
-    expect(s.register({ id: 'a', url: 'ws://x/s', conn: 'c', instanceHash: 'second', client: 'none', targetFps: 60, newKey: 'k', now: 2, ttlMs: TTL }))
-      .toEqual({ ok: false, field: 'id', conflict: 'id a belongs to another render server process' });
-    expect(register(s, 'a', 3, { instanceHash: 'first', conn: 'again' }).row.state).toBe('ready');
-  });
-
-  test('a pending reservation is found by its session or its connection, until claimed or lapsed', () => {
-    const s = store();
-    register(s, 'a', 0);
-    register(s, 'b', 0);
-    const grant = s.allocate(1, CLAIM, 0, 'sess-1', 'page-1')!;
-    expect(s.pending({ session: 'sess-1' }, 2)).toEqual(grant);
-    expect(s.pending({ conn: 'page-1' }, 2)).toEqual(grant);
-    expect(s.pending({ session: 'sess-2', conn: 'page-2' }, 2)).toBeNull();
-    expect(s.pending({}, 2)).toBeNull();
-    expect(s.pending({ conn: 'page-1' }, 1 + CLAIM)).toBeNull();
-    s.setClient(grant.id, `conn-${grant.id}`, 'connected', 3);
-    expect(s.pending({ session: 'sess-1' }, 4)).toBeNull();
-  });
-
-  test('lists servers a page at a time, filtered by the state they are in now', () => {
-    const s = store();
-    for (let i = 0; i < 5; i++) register(s, `s${i}`, i);
-    s.allocate(10, CLAIM);
-    s.disconnect('s4', 'conn-s4', 11);
-    const first = s.list({ limit: 2 }, 12);
-    expect(first.rows.map((r) => r.id)).toEqual(['s0', 's1']);
-    const second = s.list({ limit: 2, after: first.next }, 12);
-    expect(second.rows.map((r) => r.id)).toEqual(['s2', 's3']);
-    const third = s.list({ limit: 2, after: second.next }, 12);
-    expect([third.rows.map((r) => r.id), third.next]).toEqual([['s4'], null]);
-    expect(s.list({ limit: 10, state: 'reserved' }, 12).rows.map((r) => r.id)).toEqual(['s0']);
-    expect(s.list({ limit: 10, state: 'offline' }, 12).rows.map((r) => r.id)).toEqual(['s4']);
-    // After the claim deadline the reservation counts as ready again; after the TTL all are expired.
-    expect(s.list({ limit: 10, state: 'ready' }, 10 + CLAIM).rows).toHaveLength(0);
-    expect(s.list({ limit: 10, state: 'expired' }, 10 + CLAIM).rows.map((r) => r.id)).toEqual(['s0', 's1', 's2', 's3']);
-  });
-
-  test('purges rows offline or expired since before the cut-off', () => {
-    const s = store();
-    register(s, 'gone', 0);
-    register(s, 'frozen', 0);
-    register(s, 'alive', 0);
-    s.disconnect('gone', 'conn-gone', 100);
-    s.heartbeat('alive', 'conn-alive', 5000, TTL, { fps: 0, frameMs: 0, client: 'none' });
-    expect(s.purge(99)).toBe(0);
-    expect(s.purge(TTL)).toBe(2);
-    expect(s.all().map((r) => r.id)).toEqual(['alive']);
-  });
-
-  test('hands out the least recently used server first, each server once', () => {
-    const s = store();
-    for (const id of ['a', 'b', 'c']) register(s, id, 0);
-    s.allocate(1, CLAIM);
-    s.setClient('a', 'conn-a', 'none', 2);
-    const order = [s.allocate(3, CLAIM), s.allocate(4, CLAIM), s.allocate(5, CLAIM), s.allocate(6, CLAIM)].map((a) => a?.id ?? null);
-    expect(order).toEqual(['b', 'c', 'a', null]);
-  });
-
-  test('a drained server is never handed out, keeps its client, and stays drained through reconnects', () => {
-    const s = store();
-    register(s, 'a', 0);
-    s.allocate(0, CLAIM);
-    s.setClient('a', 'conn-a', 'connected', 1);
-    expect(s.drain('a', 2)?.state).toBe('draining');
-    expect(s.drain('a', 3)).toBeNull();
-    s.setClient('a', 'conn-a', 'none', 4);
-    s.heartbeat('a', 'conn-a', 5, TTL, { fps: 0, frameMs: 3, client: 'none' });
-    register(s, 'a', 6, { conn: 'conn-b' });
-    expect(stateOf(s, 'a', 7)).toBe('draining');
-    expect(s.allocate(7, CLAIM)).toBeNull();
-    expect(s.undrain('a', 8)?.state).toBe('ready');
-    expect(s.allocate(9, CLAIM)?.id).toBe('a');
-  });
-
-  test('undraining a server whose client is still there makes it busy, not ready', () => {
-    const s = store();
-    register(s, 'a', 0, { client: 'connected' });
-    s.drain('a', 1);
-    expect(s.undrain('a', 2)?.state).toBe('busy');
-    expect(s.undrain('a', 3)).toBeNull();
-  });
-
-  test('health comes from the frame time against the target, and the healthiest is handed out first', () => {
-    const s = store();
-    for (const id of ['slow', 'fast', 'sick']) register(s, id, 0);
-    const beat = (id: string, frameMs: number) => {
-      s.heartbeat(id, `conn-${id}`, 1, TTL, { fps: 0, frameMs, client: 'none' });
-      return s.get(id)!.health;
+for (const engine of ENGINES) {
+  describe(`lease store (${engine.name})`, () => {
+    const clock = manualClock();
+    /** Sets the store's time. */
+    const at = (t: number) => clock.set(t);
+    const store = () => {
+      at(0);
+      return engine.fresh(clock);
     };
-    expect(beat('slow', 30)).toBe(0.5); // 1000 / (30 * 60) = 0.56, rounded down
-    expect(beat('fast', 5)).toBe(1);
-    expect(beat('sick', 100)).toBe(0.1); // 1/6, rounded down to its step
-    expect(s.allocate(2, CLAIM, 0.2)?.id).toBe('fast');
-    expect(s.allocate(3, CLAIM, 0.2)?.id).toBe('slow');
-    expect(s.allocate(4, CLAIM, 0.2)).toBeNull();
-    expect(s.allocate(5, CLAIM, 0)?.id).toBe('sick');
-  });
 
-  test('a request id remembers its answer until the claim deadline, across a restart', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'requests-'));
-    try {
-      const path = join(dir, 'd.db');
-      const first = openLeaseStore(path);
-      first.requests.save('r1', { serverId: 'a', url: 'ws://x/stream?ticket=t' }, 100);
-      first.close();
-      const second = store(path);
-      expect(second.requests.find('r1', 99)).toEqual({ serverId: 'a', url: 'ws://x/stream?ticket=t' });
-      expect(second.requests.find('r1', 100)).toBeNull();
-      second.requests.prune(100);
-      expect(second.requests.find('r1', 0)).toBeNull();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    async function register(s: LeaseStore, id: string, opts: { url?: string; conn?: string; client?: 'none' | 'connected'; instanceHash?: string } = {}) {
+      const result = await s.register({
+        id, url: opts.url ?? `ws://127.0.0.1:${id.length + 16000}/stream-${id}`, conn: opts.conn ?? `conn-${id}`, instanceHash: opts.instanceHash ?? `hash-${id}`,
+        client: opts.client ?? 'none', targetFps: 60, newKey: `key-${id}-${clock.t}`, ttlMs: TTL,
+      });
+      if (!result.ok) throw new Error(result.conflict);
+      return result;
     }
-  });
 
-  test('the write-ahead log is emptied by a checkpoint (the sweep runs one every 10 s)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wal-'));
-    try {
-      const path = join(dir, 'd.db');
-      const s = openLeaseStore(path);
-      for (let i = 0; i < 2000; i++) {
-        register(s, `s${i}`, i, { url: `ws://127.0.0.1:1/${'x'.repeat(500)}${i}` });
-        s.disconnect(`s${i}`, `conn-s${i}`, i);
+    /** [id, state] of every row as of `now`. */
+    const states = async (s: LeaseStore, now: number) => (await s.all()).map((row) => [row.id, effectiveState(row, now)]);
+    const stateOf = async (s: LeaseStore, id: string, now: number) => effectiveState((await s.get(id))!, now);
+
+    test('hands a ready server out once, then none', async () => {
+      const s = await store();
+      at(1000);
+      await register(s, 'a');
+      at(1001);
+      const first = await s.allocate(CLAIM);
+      expect(first?.id).toBe('a');
+      expect(first?.claimExpires).toBe(1001 + CLAIM);
+      at(1002);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      expect(await stateOf(s, 'a', 1002)).toBe('reserved');
+    });
+
+    test('never hands out a lease that has expired, swept or not', async () => {
+      const s = await store();
+      at(1000);
+      await register(s, 'a');
+      at(1000 + TTL);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      expect(await stateOf(s, 'a', 1000 + TTL)).toBe('expired');
+      at(1000 + TTL - 1);
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('a heartbeat extends the lease by the TTL and a late one revives an expired lease', async () => {
+      const s = await store();
+      await register(s, 'a');
+      at(2000);
+      expect((await s.heartbeat('a', 'conn-a', TTL, { fps: 60, frameMs: 5, client: 'none' }))?.leaseExpires).toBe(5000);
+      at(5000);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      // A frozen server that resumes: its next heartbeat makes it available again by itself.
+      at(9000);
+      expect((await s.heartbeat('a', 'conn-a', TTL, { fps: 60, frameMs: 5, client: 'none' }))?.state).toBe('ready');
+      at(9001);
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('a batched heartbeat runs its lease from its arrival', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await register(s, 'b');
+      at(1000);
+      const beats = await s.heartbeats([{ id: 'a', conn: 'conn-a', ageMs: 40, health: idle }, { id: 'b', conn: 'not-b', ageMs: 0, health: idle }], TTL);
+      expect(beats).toEqual([{ url: 'ws://127.0.0.1:16001/stream-a', state: 'ready', leaseExpires: 960 + TTL }, null]);
+    });
+
+    test('a reservation whose client never came returns to the pool at the claim deadline', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await s.allocate(CLAIM);
+      at(CLAIM - 1);
+      await s.heartbeat('a', 'conn-a', TTL, idle);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      expect(await stateOf(s, 'a', CLAIM)).toBe('ready');
+      at(CLAIM);
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('busy while the client is connected, ready again when it leaves', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await s.allocate(CLAIM);
+      at(10);
+      expect(await s.setClient('a', 'conn-a', 'connected')).toBe(true);
+      expect(await stateOf(s, 'a', 10)).toBe('busy');
+      // A busy server stays busy past any claim deadline.
+      at(CLAIM + 5);
+      await s.heartbeat('a', 'conn-a', TTL, { fps: 60, frameMs: 5, client: 'connected' });
+      at(CLAIM + 6);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      at(CLAIM + 7);
+      await s.setClient('a', 'conn-a', 'none');
+      expect(await stateOf(s, 'a', CLAIM + 7)).toBe('ready');
+      at(CLAIM + 8);
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('a closed control connection takes the server out at once, lease or not', async () => {
+      const s = await store();
+      await register(s, 'a');
+      at(1);
+      expect((await s.disconnect('a', 'conn-a'))?.state).toBe('offline');
+      at(2);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      expect(await stateOf(s, 'a', 2)).toBe('offline');
+    });
+
+    test('a stale connection can neither heartbeat nor close a lease it no longer holds', async () => {
+      const s = await store();
+      await register(s, 'a', { conn: 'old' });
+      at(10);
+      await register(s, 'a', { conn: 'new' });
+      at(20);
+      expect(await s.heartbeat('a', 'old', TTL, idle)).toBeNull();
+      expect(await s.disconnect('a', 'old')).toBeNull();
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('registering again brings a new key and keeps an outstanding reservation', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await s.allocate(CLAIM);
+      at(100);
+      const again = await register(s, 'a', { url: 'ws://127.0.0.1:16001/stream-a', conn: 'c2' });
+      expect(again.row.key).toBe('key-a-100');
+      expect(again.row.state).toBe('reserved');
+      expect(again.isNew).toBe(false);
+    });
+
+    test('a registration reporting a connected client comes back busy', async () => {
+      const s = await store();
+      await register(s, 'a');
+      at(100);
+      const again = await register(s, 'a', { conn: 'c2', client: 'connected' });
+      expect(again.row.state).toBe('busy');
+      expect(await s.allocate(CLAIM)).toBeNull();
+    });
+
+    test('a new id on the URL of a live server is refused; once that server is gone it replaces it', async () => {
+      const s = await store();
+      await register(s, 'old', { url: 'ws://127.0.0.1:16000/stream' });
+      const input = { id: 'new', url: 'ws://127.0.0.1:16000/stream', conn: 'c', instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL } as const;
+      at(5);
+      expect(await s.register(input)).toEqual({ ok: false, field: 'url', conflict: 'ws://127.0.0.1:16000/stream belongs to live render server old' });
+      // Expired (frozen, or its dispatcher gone) counts as gone, as does offline.
+      at(TTL);
+      const result = await s.register(input);
+      expect(result.ok && result.replaced.map((r) => r.id)).toEqual(['old']);
+      expect(await states(s, TTL + 1)).toEqual([['new', 'ready']]);
+    });
+
+    test("an id is its first process's: another instance is refused even once the lease is gone", async () => {
+      const s = await store();
+      await register(s, 'a', { instanceHash: 'first' });
+      at(1);
+      await s.disconnect('a', 'conn-a');
+      at(2);
+      expect(await s.register({ id: 'a', url: 'ws://x/s', conn: 'c', instanceHash: 'second', client: 'none', targetFps: 60, newKey: 'k', ttlMs: TTL }))
+        .toEqual({ ok: false, field: 'id', conflict: 'id a belongs to another render server process' });
+      at(3);
+      expect((await register(s, 'a', { instanceHash: 'first', conn: 'again' })).row.state).toBe('ready');
+    });
+
+    test('a pending reservation is found by its session or its connection, until claimed or lapsed', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await register(s, 'b');
+      at(1);
+      const grant = (await s.allocate(CLAIM, 0, 'sess-1', 'page-1'))!;
+      at(2);
+      expect(await s.pending({ session: 'sess-1' })).toEqual(grant);
+      expect(await s.pending({ conn: 'page-1' })).toEqual(grant);
+      expect(await s.pending({ session: 'sess-2', conn: 'page-2' })).toBeNull();
+      expect(await s.pending({})).toBeNull();
+      at(1 + CLAIM);
+      expect(await s.pending({ conn: 'page-1' })).toBeNull();
+      at(3);
+      await s.setClient(grant.id, `conn-${grant.id}`, 'connected');
+      at(4);
+      expect(await s.pending({ session: 'sess-1' })).toBeNull();
+    });
+
+    test('lists servers a page at a time, filtered by the state they are in now', async () => {
+      const s = await store();
+      for (let i = 0; i < 5; i++) {
+        at(i);
+        await register(s, `s${i}`);
       }
-      expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
-      expect(s.purge(2000)).toBe(2000);
-      s.checkpoint();
-      expect(statSync(`${path}-wal`).size).toBe(0);
-      s.close();
-      const reopened = new Database(path);
-      expect(reopened.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
-      reopened.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      at(10);
+      await s.allocate(CLAIM);
+      at(11);
+      await s.disconnect('s4', 'conn-s4');
+      at(12);
+      const first = await s.list({ limit: 2 });
+      expect([first.rows.map((r) => r.id), first.now]).toEqual([['s0', 's1'], 12]);
+      const second = await s.list({ limit: 2, after: first.next });
+      expect(second.rows.map((r) => r.id)).toEqual(['s2', 's3']);
+      const third = await s.list({ limit: 2, after: second.next });
+      expect([third.rows.map((r) => r.id), third.next]).toEqual([['s4'], null]);
+      expect((await s.list({ limit: 10, state: 'reserved' })).rows.map((r) => r.id)).toEqual(['s0']);
+      expect((await s.list({ limit: 10, state: 'offline' })).rows.map((r) => r.id)).toEqual(['s4']);
+      // After the claim deadline the reservation counts as ready again; after the TTL all are expired.
+      at(10 + CLAIM);
+      expect((await s.list({ limit: 10, state: 'ready' })).rows).toHaveLength(0);
+      expect((await s.list({ limit: 10, state: 'expired' })).rows.map((r) => r.id)).toEqual(['s0', 's1', 's2', 's3']);
+    });
 
-  test('leases survive a restart on the same file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'leases-'));
-    try {
-      const path = join(dir, 'd.db');
-      const first = openLeaseStore(path);
-      register(first, 'a', 0);
-      register(first, 'b', 0);
-      first.allocate(1, CLAIM);
-      first.setClient('a', 'conn-a', 'connected', 2);
-      first.close();
-      const second = store(path);
-      expect(states(second, 3)).toEqual([['a', 'busy'], ['b', 'ready']]);
-      expect(second.allocate(3, CLAIM)?.id).toBe('b');
-      expect(second.allocate(4, CLAIM)).toBeNull();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    test('purges rows offline or expired for longer than the retention', async () => {
+      const s = await store();
+      await register(s, 'gone');
+      await register(s, 'frozen');
+      await register(s, 'alive');
+      at(100);
+      await s.disconnect('gone', 'conn-gone');
+      at(5000);
+      await s.heartbeat('alive', 'conn-alive', TTL, idle);
+      at(TTL + 99);
+      expect(await s.purge(TTL)).toBe(0);
+      at(2 * TTL);
+      expect(await s.purge(TTL)).toBe(2);
+      expect((await s.all()).map((r) => r.id)).toEqual(['alive']);
+    });
+
+    test('hands out the least recently used server first, each server once', async () => {
+      const s = await store();
+      for (const id of ['a', 'b', 'c']) await register(s, id);
+      at(1);
+      await s.allocate(CLAIM);
+      at(2);
+      await s.setClient('a', 'conn-a', 'none');
+      const order: (string | null)[] = [];
+      for (const t of [3, 4, 5, 6]) {
+        at(t);
+        order.push((await s.allocate(CLAIM))?.id ?? null);
+      }
+      expect(order).toEqual(['b', 'c', 'a', null]);
+    });
+
+    test('a drained server is never handed out, keeps its client, and stays drained through reconnects', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await s.allocate(CLAIM);
+      at(1);
+      await s.setClient('a', 'conn-a', 'connected');
+      at(2);
+      expect((await s.drain('a'))?.state).toBe('draining');
+      expect(await s.drain('a')).toBeNull();
+      at(4);
+      await s.setClient('a', 'conn-a', 'none');
+      at(5);
+      await s.heartbeat('a', 'conn-a', TTL, { fps: 0, frameMs: 3, client: 'none' });
+      at(6);
+      await register(s, 'a', { conn: 'conn-b' });
+      expect(await stateOf(s, 'a', 7)).toBe('draining');
+      at(7);
+      expect(await s.allocate(CLAIM)).toBeNull();
+      expect((await s.undrain('a'))?.state).toBe('ready');
+      expect((await s.allocate(CLAIM))?.id).toBe('a');
+    });
+
+    test('undraining a server whose client is still there makes it busy, not ready', async () => {
+      const s = await store();
+      await register(s, 'a', { client: 'connected' });
+      await s.drain('a');
+      expect((await s.undrain('a'))?.state).toBe('busy');
+      expect(await s.undrain('a')).toBeNull();
+    });
+
+    test('health comes from the frame time against the target, and the healthiest is handed out first', async () => {
+      const s = await store();
+      for (const id of ['slow', 'fast', 'sick']) await register(s, id);
+      at(1);
+      const beat = async (id: string, frameMs: number) => {
+        await s.heartbeat(id, `conn-${id}`, TTL, { fps: 0, frameMs, client: 'none' });
+        return (await s.get(id))!.health;
+      };
+      expect(await beat('slow', 30)).toBe(0.5); // 1000 / (30 * 60) = 0.56, rounded down
+      expect(await beat('fast', 5)).toBe(1);
+      expect(await beat('sick', 100)).toBe(0.1); // 1/6, rounded down to its step
+      expect((await s.allocate(CLAIM, 0.2))?.id).toBe('fast');
+      expect((await s.allocate(CLAIM, 0.2))?.id).toBe('slow');
+      expect(await s.allocate(CLAIM, 0.2)).toBeNull();
+      expect((await s.allocate(CLAIM, 0))?.id).toBe('sick');
+    });
+
+    test('a session gets its server back within its grace period, and only then', async () => {
+      const s = await store();
+      await register(s, 'a');
+      await register(s, 'b');
+      await s.allocate(CLAIM, 0, 'sess');
+      await s.setClient('a', 'conn-a', 'connected');
+      expect(await s.heldBy('sess')).toBe('a');
+      at(100);
+      await s.setClient('a', 'conn-a', 'none', 5000);
+      expect(await s.heldBy('sess')).toBeNull();
+      // Kept for its session: handed to others last.
+      expect((await s.allocate(CLAIM))?.id).toBe('b');
+      expect(await s.allocateSticky('other', CLAIM)).toBeNull();
+      expect((await s.allocateSticky('sess', CLAIM))?.id).toBe('a');
+      await s.release('a');
+      at(5100);
+      expect(await s.allocateSticky('sess', CLAIM)).toBeNull();
+    });
+
+    test('a request id remembers its answer until the claim deadline, and the first answer stands', async () => {
+      const s = await store();
+      const answer = { serverId: 'a', url: 'ws://x/stream?ticket=t' };
+      expect(await s.requests.save('r1', answer, 100)).toEqual(answer);
+      // A second attempt (on another dispatcher, say) finds the first answer in its place.
+      expect(await s.requests.save('r1', { serverId: 'b', url: 'ws://y' }, 100)).toEqual(answer);
+      const other = await engine.another(clock);
+      at(99);
+      expect(await other.requests.find('r1')).toEqual(answer);
+      at(100);
+      expect(await other.requests.find('r1')).toBeNull();
+      // Past its deadline an id may be used again.
+      expect(await s.requests.save('r1', { serverId: 'b', url: 'ws://y' }, 200)).toEqual({ serverId: 'b', url: 'ws://y' });
+      await other.requests.forget('r1');
+      expect(await s.requests.find('r1')).toBeNull();
+      await s.requests.save('r2', answer, 150);
+      at(150);
+      await s.requests.prune();
+      at(0);
+      expect(await s.requests.find('r2')).toBeNull();
+    });
+
+    test('leases survive a restart on the same data', async () => {
+      const first = await store();
+      await register(first, 'a');
+      await register(first, 'b');
+      at(1);
+      await first.allocate(CLAIM);
+      at(2);
+      await first.setClient('a', 'conn-a', 'connected');
+      await first.close();
+      const second = await engine.another(clock);
+      expect(await states(second, 3)).toEqual([['a', 'busy'], ['b', 'ready']]);
+      at(3);
+      expect((await second.allocate(CLAIM))?.id).toBe('b');
+      expect(await second.allocate(CLAIM)).toBeNull();
+    });
+
+    test('two stores on the same data never hand out one server twice', async () => {
+      const first = await store();
+      const second = await engine.another(clock);
+      for (let i = 0; i < 20; i++) await register(first, `s${i}`);
+      at(1);
+      const grants = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? first : second).allocate(CLAIM)));
+      const ids = grants.flatMap((g) => (g ? [g.id] : []));
+      expect(ids).toHaveLength(20);
+      expect(new Set(ids).size).toBe(20);
+    });
+
+    describe('waiting line', () => {
+      const joiner = (conn: string, address = 'addr') => ({ conn, session: null, requestId: null, address });
+
+      test('first come, first served, across every store on the data; places are counted per address', async () => {
+        const here = await store();
+        const there = await engine.another(clock);
+        await here.keepAlive(TTL);
+        await there.keepAlive(TTL);
+        await here.waiting.join(joiner('p1', 'x'));
+        await there.waiting.join(joiner('p2', 'y'));
+        await here.waiting.join(joiner('p3', 'x'));
+        expect(await here.waiting.head()).toEqual({ conn: 'p1', session: null, requestId: null, mine: true });
+        expect(await there.waiting.head()).toMatchObject({ conn: 'p1', mine: false });
+        expect(await here.waiting.standings()).toEqual({ size: 3, mine: [{ conn: 'p1', position: 1 }, { conn: 'p3', position: 3 }] });
+        expect(await there.waiting.standings()).toEqual({ size: 3, mine: [{ conn: 'p2', position: 2 }] });
+        expect([await here.waiting.sizeFrom('x'), await there.waiting.size()]).toEqual([2, 3]);
+        expect(await here.waiting.leave('p1')).toBe(true);
+        expect(await here.waiting.leave('p1')).toBe(false);
+        expect(await here.waiting.head()).toMatchObject({ conn: 'p2', mine: false });
+      });
+
+      test("a dispatcher that stops keeping alive loses its places, and never blocks the line", async () => {
+        const here = await store();
+        const there = await engine.another(clock);
+        await there.keepAlive(TTL);
+        await there.waiting.join(joiner('gone'));
+        await here.waiting.join(joiner('mine'));
+        expect(await here.waiting.head()).toMatchObject({ conn: 'gone', mine: false });
+        at(TTL);
+        expect(await here.waiting.head()).toMatchObject({ conn: 'mine', mine: true });
+        expect(await here.waiting.size()).toBe(1);
+        await here.keepAlive(TTL);
+        at(0);
+        expect(await there.waiting.standings()).toEqual({ size: 1, mine: [] });
+      });
+    });
   });
-});
+}

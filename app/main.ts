@@ -2,18 +2,34 @@
 
 import { configFromArgv } from '../common/cli.ts';
 import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
+import { isPostgresUrl } from './open-store.ts';
 import { startDispatcher } from './server.ts';
 
 const config = configFromArgv('dispatcher', DISPATCHER_USAGE, parseDispatcherArgs);
 
-const running = startDispatcher(config);
+// A database that is not up yet is waited for, not a reason to exit: dispatchers are often started
+// alongside it.
+async function start() {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await startDispatcher(config);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      // A file or a schema this release cannot use will not get better by waiting.
+      if (!isPostgresUrl(config.db) || message.includes('newer than this dispatcher')) throw error;
+      console.error(`dispatcher: cannot open the lease store yet (${message}); trying again in ${delay}ms`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+const running = await start();
 const { events } = running.dispatcher;
 events.on('log', ({ level, message }) => {
   if (level === 'debug' && !config.verbose) return;
   (level === 'warn' || level === 'error' ? console.error : console.log)(`dispatcher: ${message}`);
 });
 events.on('server.lost', ({ id, url, reason }) => console.log(`dispatcher: render server ${id} at ${url} lost (${reason})`));
-console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${config.db}, secret from ${config.secretSource})`);
+console.log(`dispatcher: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${running.store}, secret from ${config.secretSource})`);
 
 let stopping = false;
 async function stop(signal: string) {

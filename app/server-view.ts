@@ -1,8 +1,7 @@
 // How a server looks to an operator in GET /v1/servers: its state as of now and, when it is not
 // being handed out, the reason in words.
 
-import { effectiveState, type ServerRow, type ServerState } from './lease-store.ts';
-import type { ListCursor } from './server-listing.ts';
+import { effectiveState, type ListCursor, type ServerRow, type ServerState } from './lease-store.ts';
 
 export interface ServerView {
   id: string;

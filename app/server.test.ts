@@ -7,8 +7,8 @@ const SECRET = 'server-test-secret-0123456789';
 
 let running: RunningDispatcher;
 
-beforeAll(() => {
-  running = startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: SECRET });
+beforeAll(async () => {
+  running = await startDispatcher({ host: '127.0.0.1', port: 0, db: ':memory:', timings: DEFAULT_TIMINGS, policy: DEFAULT_POLICY, secret: SECRET });
 });
 afterAll(() => running.close());
 

@@ -1,11 +1,12 @@
-// The Bun adapter: the only file of the dispatcher that calls Bun.*. It opens the lease store,
-// serves the Hono app with Bun's native WebSocket handler, and announces expiries on a timer.
+// The Bun adapter: the only file of the dispatcher that calls Bun.* (besides the PostgreSQL
+// engine's client). It opens the lease store, serves the Hono app with Bun's native WebSocket
+// handler, and sweeps on a timer.
 
 import { join } from 'node:path';
 import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
 import { createApp } from './http.ts';
-import { openLeaseStore } from './lease-store.ts';
+import { openStore } from './open-store.ts';
 import { createOriginPolicy } from './origin.ts';
 import type { DispatcherConfig } from './config.ts';
 
@@ -19,6 +20,8 @@ export interface RunningDispatcher {
   streamUrl: string;
   /** http:// base URL. */
   httpUrl: string;
+  /** The lease store's engine and location, for the start-up line. */
+  store: string;
   close(): Promise<void>;
 }
 
@@ -26,8 +29,8 @@ export interface RunningDispatcher {
 export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timings' | 'policy' | 'secret'> &
   Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy'>>;
 
-export function startDispatcher(config: StartOptions, clock?: Clock): RunningDispatcher {
-  const store = openLeaseStore(config.db);
+export async function startDispatcher(config: StartOptions, clock?: Clock): Promise<RunningDispatcher> {
+  const store = await openStore(config.db, clock);
   const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
   // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
   let server: ReturnType<typeof Bun.serve> | null = null;
@@ -55,11 +58,13 @@ export function startDispatcher(config: StartOptions, clock?: Clock): RunningDis
     port,
     streamUrl: `ws://${shownHost}:${port}/stream`,
     httpUrl: `http://${shownHost}:${port}`,
+    store: `${store.engine} ${store.location}`,
     async close() {
       clearInterval(sweeper);
       await listening.stop(true);
-      dispatcher.flush();
-      store.close();
+      dispatcher.stop();
+      await dispatcher.flush().catch(() => {});
+      await store.close();
     },
   };
 }

@@ -2,13 +2,15 @@
 // text (a URL or `none`); the JSON form may carry a request id, a session for sticky return, and
 // `wait` to stand in the waiting room instead of being told none. What one page may take is
 // bounded: one unclaimed server at a time (asking again returns the same one), a rate per
-// address, and a share of the waiting room per address.
+// address, and a share of the waiting room per address. A store that cannot be reached is an
+// answer too: `none`, with the reason `store unavailable` in the JSON form.
 
 import { NONE, encode, parseStreamRequest, type DispatcherToBrowser } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
 import type { RateLimit } from './rate-limit.ts';
+import type { StoreFailures } from './store-failures.ts';
 import type { WaitingRoom } from './waiting-room.ts';
 
 /** Who is at the other end of a socket, as far as limits are concerned. */
@@ -17,14 +19,18 @@ export interface Peer {
   address: string;
 }
 
+/** The reason given when the lease store cannot be reached. */
+export const STORE_UNAVAILABLE = 'store unavailable';
+
 export interface StreamContext {
   allocator: Allocator;
   room: WaitingRoom;
   events: EventSource<DispatcherEvents>;
   rateLimit: RateLimit;
+  failures: StoreFailures;
 }
 
-export function openStreamSession({ allocator, room, events, rateLimit }: StreamContext, link: Link, peer: Peer): Session {
+export function openStreamSession({ allocator, room, events, rateLimit, failures }: StreamContext, link: Link, peer: Peer): Session {
   const conn = crypto.randomUUID();
   let open = true;
   events.emit('connection.new', { id: conn });
@@ -50,20 +56,26 @@ export function openStreamSession({ allocator, room, events, rateLimit }: Stream
     if (room.isWaiting(conn)) {
       return send({ type: 'error', error: 'already waiting for a server on this connection; close it to leave the queue' });
     }
-    const grant = await allocator.allocate({ ...request, conn });
-    // A page that left while its ticket was signed will never come: the server goes straight back.
-    if (!open) return grant ? allocator.cancel(grant) : undefined;
-    if (!request.json) return link.send(grant?.url ?? NONE);
-    if (grant) return send({ type: 'server_url', url: grant.url, ...requestId });
-    if (!request.wait) return send({ type: 'none', reason: 'no render server is free', ...requestId });
-    const joined = room.join(conn, request, send, peer.address);
-    if (!joined.ok) send({ type: 'none', reason: joined.reason, ...requestId });
+    try {
+      const grant = await allocator.allocate({ ...request, conn });
+      // A page that left while its ticket was signed will never come: the server goes straight back.
+      if (!open) return grant ? await allocator.cancel(grant) : undefined;
+      if (!request.json) return link.send(grant?.url ?? NONE);
+      if (grant) return send({ type: 'server_url', url: grant.url, ...requestId });
+      if (!request.wait) return send({ type: 'none', reason: 'no render server is free', ...requestId });
+      const joined = await room.join(conn, request, send, peer.address);
+      if (!joined.ok) send({ type: 'none', reason: joined.reason, ...requestId });
+    } catch (error) {
+      failures.failed('answering a page (it was told none)', error);
+      if (!request.json) return link.send(NONE);
+      send({ type: 'none', reason: STORE_UNAVAILABLE, ...requestId });
+    }
   }
 
-  function closed(): void {
+  function closed(): Promise<void> {
     open = false;
-    room.leave(conn);
     events.emit('connection.lost', { id: conn });
+    return room.leave(conn);
   }
 
   return { message, closed };

@@ -1,10 +1,12 @@
 // The waiting room: pages that asked to wait when no server was free stand in a FIFO queue (kept
-// in the lease database), are told their position whenever it changes, and are handed a server
-// the moment one frees. Leaving the page leaves the queue at once.
+// in the lease store, one line for every dispatcher on it), are told their position whenever it
+// changes, and are handed a server the moment one frees. Each dispatcher serves the pages whose
+// sockets it holds, and only when one of them is first in line: a page waiting on another
+// dispatcher is served there, woken by the store's change notice. Leaving the page leaves the
+// queue at once.
 
 import type { DispatcherToBrowser, ServerRequest } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
-import type { Clock } from './clock.ts';
 import type { LeaseStore } from './lease-store.ts';
 
 export type Notify = (message: DispatcherToBrowser) => void;
@@ -15,13 +17,14 @@ export interface WaitingRoomOptions {
   maxQueue: number;
   /** How many places pages from one address may hold. */
   maxPerAddress: number;
-  clock: Clock;
+  /** Where a failure of the store while serving is reported (the next change or sweep serves again). */
+  log(level: 'error', message: string): void;
 }
 
 /** How much the newest finished session moves the mean used for wait estimates. */
 const SESSION_WEIGHT = 0.2;
 
-export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, clock }: WaitingRoomOptions) {
+export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, log }: WaitingRoomOptions) {
   const notifiers = new Map<string, Notify>();
   const told = new Map<string, number>();
   let meanSessionMs: number | null = null;
@@ -34,18 +37,18 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, c
   }
 
   /** Tells every waiting page whose place changed where it now stands. */
-  function publish(): void {
-    const order = store.waiting.order();
+  async function publish(): Promise<void> {
+    if (notifiers.size === 0) return;
+    const { size, mine } = await store.waiting.standings();
     // Expected wait for a place in line: whole rounds of sessions ending across the live servers.
-    const servers = meanSessionMs === null ? 0 : Math.max(1, store.liveCount(clock.now()));
+    const servers = meanSessionMs === null ? 0 : Math.max(1, await store.liveCount());
     const estimate = (position: number) => (meanSessionMs === null ? undefined : Math.round(meanSessionMs * Math.ceil(position / servers)));
-    order.forEach((conn, index) => {
-      const position = index + 1;
-      if (told.get(conn) === position) return;
+    for (const { conn, position } of mine) {
+      if (told.get(conn) === position) continue;
       told.set(conn, position);
       const estimateMs = estimate(position);
-      notifiers.get(conn)?.({ type: 'queued', position, size: order.length, ...(estimateMs !== undefined ? { estimateMs } : {}) });
-    });
+      notifiers.get(conn)?.({ type: 'queued', position, size, ...(estimateMs !== undefined ? { estimateMs } : {}) });
+    }
   }
 
   /**
@@ -61,25 +64,29 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, c
     try {
       do {
         again = false;
-        for (let head = store.waiting.head(); head; head = store.waiting.head()) {
+        for (let head = await store.waiting.head(); head; head = await store.waiting.head()) {
+          // First in line is a page on another dispatcher: it is served there.
+          if (!head.mine) break;
           const notify = notifiers.get(head.conn);
           if (!notify) {
-            store.waiting.leave(head.conn);
+            await store.waiting.leave(head.conn);
             continue;
           }
           // The head's own old server is worth no wait here: others stand behind it.
           const grant = await allocator.allocate({ session: head.session, requestId: head.requestId, conn: head.conn, waitForOwnServer: false });
           if (!grant) break;
           // The page may have left while its ticket was signed: then the server goes straight back.
-          if (!store.waiting.leave(head.conn)) {
-            allocator.cancel(grant);
+          if (!(await store.waiting.leave(head.conn))) {
+            await allocator.cancel(grant);
             continue;
           }
           forget(head.conn);
           notify({ type: 'server_url', url: grant.url, ...(head.requestId ? { requestId: head.requestId } : {}) });
         }
-        publish();
+        await publish();
       } while (again);
+    } catch (error) {
+      log('error', `the waiting room could not be served: ${error instanceof Error ? error.message : error}`);
     } finally {
       serving = false;
     }
@@ -87,20 +94,27 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, c
 
   return {
     /** Puts a connection in line; refused with a reason when the room, or this address's share of it, is full. */
-    join(conn: string, request: ServerRequest, notify: Notify, address: string): { ok: true } | { ok: false; reason: string } {
-      if (store.waiting.size() >= maxQueue) return { ok: false, reason: `the waiting room is full (${maxQueue} waiting)` };
-      if (store.waiting.sizeFrom(address) >= maxPerAddress) {
+    async join(conn: string, request: ServerRequest, notify: Notify, address: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+      if ((await store.waiting.size()) >= maxQueue) return { ok: false, reason: `the waiting room is full (${maxQueue} waiting)` };
+      if ((await store.waiting.sizeFrom(address)) >= maxPerAddress) {
         return { ok: false, reason: `your address holds all the places in the waiting room it may (${maxPerAddress})` };
       }
-      store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null, address }, clock.now());
+      // The socket is known before the place exists, so a serve running meanwhile never takes the place for a stale one.
       notifiers.set(conn, notify);
-      publish();
-      void serve();
+      try {
+        await store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null, address });
+      } catch (error) {
+        forget(conn);
+        throw error;
+      }
+      await serve();
       return { ok: true };
     },
-    leave(conn: string): void {
+    async leave(conn: string): Promise<void> {
+      if (!notifiers.has(conn)) return;
       forget(conn);
-      if (store.waiting.leave(conn)) publish();
+      // A place the store could not drop now is dropped with this dispatcher's others if it stops answering.
+      if (await store.waiting.leave(conn).catch(() => false)) await serve();
     },
     isWaiting: (conn: string): boolean => notifiers.has(conn),
     /**

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLeaseStore } from '../app/lease-store.ts';
+import { openSqliteStore } from '../app/sqlite/lease-store.ts';
 import { freePort, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
 import { lineChart } from './chart.ts';
 import { cpuShareDuring } from './procfs.ts';
@@ -216,26 +216,27 @@ export interface AllocationCost {
  * must not grow with the number of servers (the query walks an index and stops at the first
  * free row).
  */
-export function allocationCost(serverCounts: number[], iterations: number): AllocationCost[] {
-  return serverCounts.map((count) => {
+export async function allocationCost(serverCounts: number[], iterations: number): Promise<AllocationCost[]> {
+  const costs: AllocationCost[] = [];
+  for (const count of serverCounts) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-allocation-'));
-    const store = openLeaseStore(join(dir, 'dispatcher.db'));
+    const store = openSqliteStore(join(dir, 'dispatcher.db'));
     try {
-      const now = Date.now();
       for (let i = 0; i < count; i++) {
-        store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, instanceHash: `h${i}`, client: 'none', targetFps: 60, newKey: 'k', now, ttlMs: 3_600_000 });
+        await store.register({ id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}`, instanceHash: `h${i}`, client: 'none', targetFps: 60, newKey: 'k', ttlMs: 3_600_000 });
       }
       const start = performance.now();
       for (let i = 0; i < iterations; i++) {
-        const claim = store.allocate(now + i, 10_000, 0.1)!;
-        store.release(claim.id, now + i);
+        const claim = (await store.allocate(10_000, 0.1))!;
+        await store.release(claim.id);
       }
-      return { servers: count, microseconds: ((performance.now() - start) * 1000) / iterations };
+      costs.push({ servers: count, microseconds: ((performance.now() - start) * 1000) / iterations });
     } finally {
-      store.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }
+  return costs;
 }
 
 export function allocationTable(costs: AllocationCost[]): string {

@@ -21,7 +21,7 @@ interface Outcome {
 
 const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async dispatch(smoke) {
-    const costs = dispatch.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
+    const costs = await dispatch.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
     const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
     return {
       table: `${dispatch.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}`,

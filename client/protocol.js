@@ -115,7 +115,9 @@
   var PATHS = {
     stream: "/stream",
     control: "/v1/control",
-    servers: "/v1/servers"
+    servers: "/v1/servers",
+    healthz: "/healthz",
+    readyz: "/readyz"
   };
   var SECRET_ENV = "RENDER_DISPATCH_SECRET";
   var TICKET_PARAM = "ticket";
@@ -125,6 +127,7 @@
     unsupportedData: 1003,
     tooBig: 1009,
     internalError: 1011,
+    tryAgainLater: 1013,
     replaced: 4000,
     conflict: 4001
   };

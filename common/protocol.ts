@@ -19,6 +19,10 @@ export const PATHS = {
   stream: '/stream',
   control: '/v1/control',
   servers: '/v1/servers',
+  /** 200 while the process answers. */
+  healthz: '/healthz',
+  /** 200 while it can reach its lease store, else 503. */
+  readyz: '/readyz',
 } as const;
 
 /** The environment variable both the dispatcher and render servers read the shared secret from. */
@@ -34,6 +38,8 @@ export const CLOSE = {
   unsupportedData: 1003,
   tooBig: 1009,
   internalError: 1011,
+  /** The dispatcher cannot store a registration now (its lease store is unreachable): connect again. */
+  tryAgainLater: 1013,
   /** A newer control connection for the same render server replaced this one. */
   replaced: 4000,
   /** A registration that would take an id or URL another live render server holds. */

@@ -8,7 +8,8 @@ import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '
 export interface RenderConfig {
   host: string;
   port: number;
-  dispatcher: string;
+  /** The dispatchers to register with, tried in turn (several on one shared lease store). */
+  dispatchers: string[];
   size: number;
   fps: number;
   quality: number;
@@ -27,7 +28,9 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
 
   --port N            port to listen on (default 16000; 0 picks a free one)
   --host ADDR         address to listen on (default 127.0.0.1)
-  --dispatcher URL    the dispatcher to register with (default ws://127.0.0.1:18000)
+  --dispatcher URLS   the dispatcher to register with (default ws://127.0.0.1:18000), or
+                      several, comma-separated, sharing one PostgreSQL store: it holds one
+                      connection and moves to the next when that one goes, keeping its lease
   --size N            frame width and height in pixels, 16-2048 (default 512)
   --fps N             target frames per second, 1-240 (default 60)
   --quality N         JPEG quality, 1-100 (default 80)
@@ -66,7 +69,7 @@ export function parseRenderArgs(
   return {
     host: v.host ?? '127.0.0.1',
     port: v.port ? parsePort('port', v.port) : 16000,
-    dispatcher: v.dispatcher ? parseWsUrl('dispatcher', v.dispatcher) : 'ws://127.0.0.1:18000',
+    dispatchers: v.dispatcher ? v.dispatcher.split(',').map((url) => parseWsUrl('dispatcher', url.trim())) : ['ws://127.0.0.1:18000'],
     size: v.size ? parseSize(v.size) : 512,
     fps: v.fps ? parsePositive('fps', v.fps, { max: 240 }) : 60,
     quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,

@@ -1,6 +1,8 @@
 // The render server's side of the control channel: it registers with the dispatcher, heartbeats
 // at the interval the dispatcher gives, reports its client, and when the dispatcher goes away it
-// keeps trying, with capped backoff, to register again by itself. Each registration brings a new
+// keeps trying, with capped backoff, to register again by itself: with several dispatchers (on one
+// shared store) it tries the next one in the list, so its lease carries on through another
+// dispatcher within the TTL and its client never notices. Each registration brings a new
 // ticket key; the one before stays good for one claim period, so that a page handed a URL just
 // before a reconnection still gets in.
 
@@ -27,8 +29,8 @@ export interface Keyring {
 }
 
 export interface ControlOptions {
-  /** The dispatcher's base URL, e.g. ws://127.0.0.1:18000. */
-  dispatcher: string;
+  /** The dispatchers' base URLs, e.g. ws://127.0.0.1:18000: one connection at a time, the next when it goes. */
+  dispatchers: string[];
   id: string;
   /** The URL browsers reach this server at. */
   publicUrl: string;
@@ -45,7 +47,9 @@ const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 1000;
 
 export function createControlClient(options: ControlOptions) {
-  const url = `${options.dispatcher.replace(/\/$/, '')}${PATHS.control}`;
+  const controlUrl = (base: string) => `${base.replace(/\/$/, '')}${PATHS.control}`;
+  // The dispatcher connected to, or tried next.
+  let current = 0;
   const now = options.now ?? Date.now;
   // Proves to the dispatcher that a later registration of this id is this process again.
   const instance = randomBytes(32).toString('base64url');
@@ -65,7 +69,8 @@ export function createControlClient(options: ControlOptions) {
 
   function connect(): void {
     retry = null;
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${options.secret}` } });
+    const dispatcher = options.dispatchers[current];
+    const ws = new WebSocket(controlUrl(dispatcher), { headers: { authorization: `Bearer ${options.secret}` } });
     socket = ws;
     ws.on('open', () => {
       attempt = 0;
@@ -82,7 +87,7 @@ export function createControlClient(options: ControlOptions) {
         claimMs = msg.claimMs;
         if (heartbeat) clearInterval(heartbeat);
         heartbeat = setInterval(() => send({ type: 'heartbeat', ...options.health() }), msg.heartbeatMs);
-        options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${options.dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`);
+        options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`);
         registeredOnce = true;
       } else if (msg.type === 'error') {
         options.log(`dispatcher refused a message: ${msg.error}`);
@@ -106,7 +111,11 @@ export function createControlClient(options: ControlOptions) {
       heartbeat = null;
       if (socket === ws) socket = null;
       if (stopped) return;
-      if (registeredOnce && attempt === 0) options.log(`lost the dispatcher (${code}${reason.length ? ` ${reason}` : ''}); registering again`);
+      // Try the next dispatcher: the one that went may be down for good.
+      current = (current + 1) % options.dispatchers.length;
+      if (registeredOnce && attempt === 0) {
+        options.log(`lost the dispatcher ${dispatcher} (${code}${reason.length ? ` ${reason}` : ''}); registering again with ${options.dispatchers[current]}`);
+      }
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt++) * (0.8 + Math.random() * 0.4);
       retry = setTimeout(connect, delay);
     });
@@ -127,6 +136,8 @@ export function createControlClient(options: ControlOptions) {
     reportClient(event: 'connected' | 'gone'): void {
       send({ type: 'client', event });
     },
+    /** The dispatcher it is connected to, or will try next. */
+    dispatcher: (): string => options.dispatchers[current],
     /** Asks the dispatcher to hand this server out no more. */
     drain(): void {
       send({ type: 'drain' });

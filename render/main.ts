@@ -14,7 +14,7 @@ const log = (message: string) => console.log(`${tag}: ${message}`);
 try {
   const { renderer, display, close: closeRenderer } = await openHeadlessRenderer(config.size);
   const running = await startRenderServer(config, renderer, log);
-  log(`streaming ${config.size}x${config.size} at up to ${config.fps} fps on ${running.publicUrl} (display ${display.name}), dispatcher ${config.dispatcher} (secret from ${config.secretSource})`);
+  log(`streaming ${config.size}x${config.size} at up to ${config.fps} fps on ${running.publicUrl} (display ${display.name}), dispatcher ${config.dispatchers.join(', ')} (secret from ${config.secretSource})`);
 
   let stopping = false;
   const stop = async (signal: string) => {

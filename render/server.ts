@@ -42,7 +42,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   let publicUrl = config.publicUrl ?? '';
 
   const control = createControlClient({
-    dispatcher: config.dispatcher,
+    dispatchers: config.dispatchers,
     id,
     get publicUrl() {
       return publicUrl;
@@ -76,7 +76,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   });
 
   const app = new Hono();
-  app.get('/', (c) => c.json({ id, url: publicUrl, dispatcher: config.dispatcher, size: config.size, targetFps: config.fps, ...stream.stats() }));
+  app.get('/', (c) => c.json({ id, url: publicUrl, dispatcher: control.dispatcher(), dispatchers: config.dispatchers, size: config.size, targetFps: config.fps, ...stream.stats() }));
   app.get(PATHS.stream, (c) => c.text(`${PATHS.stream} speaks WebSocket only: open the URL the dispatcher handed out`, 426));
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
 

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { HOME_ENV } from '../common/secret-file.ts';
 
 const root = join(import.meta.dir, '..');
-const testsIn = (dir: string) =>
-  readdirSync(join(root, dir)).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
+const testsIn = (dir: string): string[] =>
+  readdirSync(join(root, dir), { withFileTypes: true })
+    .flatMap((entry) => (entry.isDirectory() ? testsIn(`${dir}/${entry.name}`) : entry.name.endsWith('.test.ts') ? [`${dir}/${entry.name}`] : []))
+    .sort();
 
 interface Step {
   name: string;

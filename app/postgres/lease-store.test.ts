@@ -1,0 +1,73 @@
+// What only the PostgreSQL engine has: migrations that many dispatchers run at once, and the
+// database's clock.
+
+import { afterEach, describe, expect, test } from 'bun:test';
+import { SQL } from 'bun';
+import { closeStores, sharedCluster } from '../testing/engines.ts';
+import { openPostgresStore } from './lease-store.ts';
+import { SCHEMA, SCHEMA_VERSION } from './schema.ts';
+
+afterEach(closeStores);
+
+/** A database of its own on the shared cluster. */
+async function database(): Promise<string> {
+  const { url } = await sharedCluster();
+  const name = `db_${crypto.randomUUID().replaceAll('-', '')}`;
+  const admin = new SQL(url, { max: 1 });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.close();
+  return url.replace(/\/postgres$/, `/${name}`);
+}
+
+const input = { id: 'a', url: 'ws://127.0.0.1:1/a', conn: 'c', instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: 3000 } as const;
+
+describe('PostgreSQL lease store', () => {
+  test('eight dispatchers starting together migrate once, and a restart keeps the leases', async () => {
+    const url = await database();
+    const stores = await Promise.all(Array.from({ length: 8 }, () => openPostgresStore(url)));
+    await stores[0].register(input);
+    await Promise.all(stores.map((s) => s.close()));
+    const sql = new SQL(url, { max: 1 });
+    expect(await sql.unsafe(`SELECT version FROM ${SCHEMA}.migrations ORDER BY version`)).toEqual(
+      Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })),
+    );
+    await sql.close();
+    const again = await openPostgresStore(url);
+    expect((await again.all()).map((r) => r.id)).toEqual(['a']);
+    await again.close();
+  });
+
+  test('a database migrated by a newer release is refused, untouched', async () => {
+    const url = await database();
+    const s = await openPostgresStore(url);
+    await s.register(input);
+    await s.close();
+    const sql = new SQL(url, { max: 1 });
+    await sql.unsafe(`INSERT INTO ${SCHEMA}.migrations (version) VALUES (${SCHEMA_VERSION + 1})`);
+    await expect(openPostgresStore(url)).rejects.toThrow(`newer than this dispatcher's ${SCHEMA_VERSION}`);
+    expect(await sql.unsafe(`SELECT count(*)::int AS n FROM ${SCHEMA}.servers`)).toEqual([{ n: 1 }]);
+    await sql.close();
+  });
+
+  test('deadlines are set on the database clock, whatever the dispatcher process thinks the time is', async () => {
+    const url = await database();
+    const s = await openPostgresStore(url);
+    const before = Date.now();
+    const result = await s.register(input);
+    const after = Date.now();
+    // The test machine's clock and the database's are the same clock here: the lease ends one TTL after it.
+    expect(result.ok && result.row.leaseExpires).toBeGreaterThanOrEqual(before + 3000 - 1);
+    expect(result.ok && result.row.leaseExpires).toBeLessThanOrEqual(after + 3000 + 1);
+    const now = await s.now();
+    expect(Math.abs(now - Date.now())).toBeLessThan(1000);
+    await s.close();
+  });
+
+  test('the password never reaches a log line', async () => {
+    const { port } = await sharedCluster();
+    const url = `postgres://postgres:hunter2@127.0.0.1:${port}/postgres`;
+    const s = await openPostgresStore(url);
+    expect(s.location).toBe(`postgres://postgres:***@127.0.0.1:${port}/postgres`);
+    await s.close();
+  });
+});

@@ -1,0 +1,62 @@
+// The waiting room's line (see WaitingList in ../lease-store.ts) in PostgreSQL: one FIFO for every
+// dispatcher on the database, in the order of a sequence. Each place belongs to the dispatcher
+// (`owner`) holding the page's socket; a dispatcher keeps its row in `dispatchers` alive while it
+// runs, and places whose owner stopped doing so are skipped, then dropped. Joining and leaving
+// are announced, so that every dispatcher tells its pages where they now stand.
+
+import type { Waiter, WaitingList } from '../lease-store.ts';
+import { NOW, type PgClient } from './client.ts';
+
+// A dispatcher's own places ($2) are alive to it whatever its row says.
+const ALIVE = `(owner = $2 OR owner IN (SELECT id FROM dispatchers WHERE alive_until > ${NOW}))`;
+
+export function openWaitingList(
+  { sql, timed, plain }: PgClient,
+  owner: string,
+  changed: () => void,
+): WaitingList & { keepAlive(ms: number): Promise<void>; close(): Promise<void> } {
+  return {
+    join: async (waiter) => {
+      await timed(`INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($2, $3, $4, $5, ${NOW}, $6)`, [
+        waiter.conn, waiter.session, waiter.requestId, waiter.address, owner,
+      ]);
+      changed();
+    },
+    leave: async (conn) => {
+      const left = (await plain('DELETE FROM waiting WHERE conn = $1 RETURNING seq', [conn])).length > 0;
+      if (left) changed();
+      return left;
+    },
+    head: async () => {
+      const [row] = await timed<Waiter & { mine: boolean }>(
+        `SELECT conn, session, request_id AS "requestId", owner = $2 AS mine FROM waiting WHERE ${ALIVE} ORDER BY seq LIMIT 1`,
+        [owner],
+      );
+      return row ?? null;
+    },
+    standings: async () => {
+      const rows = await timed<{ conn: string; owner: string }>(`SELECT conn, owner FROM waiting WHERE ${ALIVE} ORDER BY seq`, [owner]);
+      const mine = rows.flatMap((row, index) => (row.owner === owner ? [{ conn: row.conn, position: index + 1 }] : []));
+      return { size: rows.length, mine };
+    },
+    size: async () => (await timed<{ n: number }>(`SELECT count(*)::int AS n FROM waiting WHERE ${ALIVE}`, [owner]))[0].n,
+    sizeFrom: async (address) =>
+      (await timed<{ n: number }>(`SELECT count(*)::int AS n FROM waiting WHERE address = $3 AND ${ALIVE}`, [owner, address]))[0].n,
+    keepAlive: async (ms) => {
+      await sql.begin(async (tx) => {
+        await timed(
+          `INSERT INTO dispatchers (id, alive_until) VALUES ($2, ${NOW} + $3) ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until`,
+          [owner, ms],
+          tx,
+        );
+        await timed(`DELETE FROM waiting WHERE NOT ${ALIVE}`, [owner], tx);
+        await timed(`DELETE FROM dispatchers WHERE alive_until <= ${NOW} AND id <> $2`, [owner], tx);
+      });
+    },
+    close: async () => {
+      await plain('DELETE FROM waiting WHERE owner = $1', [owner]);
+      await plain('DELETE FROM dispatchers WHERE id = $1', [owner]);
+      changed();
+    },
+  };
+}

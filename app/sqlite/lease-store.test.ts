@@ -1,0 +1,72 @@
+// What only the SQLite engine has: a file, its write-ahead log, and its migrations.
+
+import { afterEach, describe, expect, test } from 'bun:test';
+import { Database } from 'bun:sqlite';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore } from './lease-store.ts';
+import { SCHEMA_VERSION } from './schema.ts';
+
+let dir: string;
+const fresh = () => (dir = mkdtempSync(join(tmpdir(), 'sqlite-store-')));
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const input = (i: number) => ({
+  id: `s${i}`, url: `ws://127.0.0.1:1/${'x'.repeat(500)}${i}`, conn: `conn-s${i}`, instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: 3000,
+}) as const;
+
+describe('SQLite lease file', () => {
+  test('the write-ahead log is emptied by maintenance (the sweep runs it every 10 s)', async () => {
+    const path = join(fresh(), 'd.db');
+    const clock = { t: 0, now: () => clock.t };
+    const s = openSqliteStore(path, clock);
+    for (let i = 0; i < 2000; i++) {
+      await s.register(input(i));
+      await s.disconnect(`s${i}`, `conn-s${i}`);
+    }
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    clock.t = 1;
+    expect(await s.purge(0)).toBe(2000);
+    await s.maintain();
+    expect(statSync(`${path}-wal`).size).toBe(0);
+    await s.close();
+    const reopened = new Database(path);
+    expect(reopened.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+    reopened.close();
+  });
+
+  test('a file of the release before migrations is migrated, keeping its leases', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    await s.register(input(1));
+    await s.close();
+    // Back to version 6's shape: no owner on places in line, no dispatchers table.
+    const db = new Database(path);
+    db.run('DROP TABLE dispatchers');
+    db.run('DROP INDEX waiting_by_owner');
+    db.run('ALTER TABLE waiting DROP COLUMN owner');
+    db.run('PRAGMA user_version = 6');
+    db.close();
+    const again = openSqliteStore(path);
+    expect((await again.all()).map((r) => r.id)).toEqual(['s1']);
+    await again.close();
+    const check = new Database(path);
+    expect(check.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION });
+    check.close();
+  });
+
+  test('a file from a newer release is refused, untouched', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    await s.register(input(1));
+    await s.close();
+    const db = new Database(path);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openSqliteStore(path)).toThrow(`newer than this dispatcher's ${SCHEMA_VERSION}`);
+    const check = new Database(path);
+    expect(check.query('SELECT count(*) AS n FROM servers').get()).toEqual({ n: 1 });
+    check.close();
+  });
+});

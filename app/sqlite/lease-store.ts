@@ -1,0 +1,225 @@
+// The lease store on bun:sqlite (WAL): the embedded default, for one dispatcher and its file. Time
+// is the injected clock's. A dispatcher restarted on the same file carries on where it stopped:
+// deadlines are absolute times, so a restart neither shortens nor extends any lease.
+
+import type { ClientState } from '../../common/protocol.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import {
+  type Allocation,
+  type Beat,
+  type BeatInput,
+  type Health,
+  type LeaseStore,
+  type RegisterInput,
+  type RegisterResult,
+  type ServerRow,
+} from '../lease-store.ts';
+import { decideRegistration } from '../registration.ts';
+import { openRequestMemo } from './request-memo.ts';
+import { SERVER_COLUMNS as COLUMNS, openLeaseDatabase } from './schema.ts';
+import { openServerListing } from './server-listing.ts';
+import { openWaitingList } from './waiting-list.ts';
+
+const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
+
+export function openSqliteStore(path: string, clock: Clock = systemClock): LeaseStore {
+  const db = openLeaseDatabase(path);
+  const requests = openRequestMemo(db, clock);
+  const waiting = openWaitingList(db, clock, crypto.randomUUID());
+  const listing = openServerListing(db, clock);
+
+  const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
+  const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
+  const othersOnUrl = db.query<Pick<ServerRow, 'id' | 'url' | 'state' | 'leaseExpires' | 'claimExpires'>, { url: string; id: string }>(
+    'SELECT id, url, state, lease_expires AS leaseExpires, claim_expires AS claimExpires FROM servers WHERE url = $url AND id != $id',
+  );
+  const deleteById = db.query('DELETE FROM servers WHERE id = $id');
+  const insert = db.query(`
+    INSERT INTO servers (id, url, key, instance_hash, state, conn, lease_expires, claim_expires, client, target_fps, registered_at, updated_at)
+    VALUES ($id, $url, $key, $instanceHash, $state, $conn, $leaseExpires, NULL, $client, $targetFps, $now, $now)`);
+  // A fresh key at every registration: a key leaks with nothing but the connection that got it.
+  const reattach = db.query(`
+    UPDATE servers SET url = $url, key = $key, state = $state, conn = $conn, lease_expires = $leaseExpires, client = $client,
+      claim_expires = CASE WHEN $state = 'reserved' THEN claim_expires ELSE NULL END,
+      target_fps = $targetFps, updated_at = $now
+    WHERE id = $id`);
+
+  // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
+  // lease has run out, whose connection closed or that renders far below its target can never be
+  // picked, whether or not anything swept it. The healthiest goes first, then the least recently
+  // handed out; a server kept for a returning session has handed_at set to the end of its grace
+  // period, so it goes last. Each branch walks the servers_free index in order and stops at its
+  // first live row, so the cost does not grow with the number of servers.
+  const LIVE = 'lease_expires > $now AND health >= $minHealth';
+  type AllocateParams = { now: number; claimExpires: number; minHealth: number; grantId: string; holder: string | null };
+  const allocate = db.query<Allocation, AllocateParams & { session: string | null }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
+      handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
+    WHERE id = (
+      SELECT id FROM (
+        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'ready' AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1)
+        UNION ALL
+        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1))
+      ORDER BY health DESC, handed_at, id LIMIT 1)
+    RETURNING ${ALLOCATION}`);
+  const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
+      grant_id = $grantId, holder = $holder
+    WHERE id = (
+      SELECT id FROM servers
+      WHERE session = $session AND session_until > $now AND ${LIVE}
+        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
+      LIMIT 1)
+    RETURNING ${ALLOCATION}`);
+  // A reservation not yet claimed, held by this page's session or connection: asked again, the
+  // page gets that one back instead of a second server.
+  const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
+    SELECT ${ALLOCATION} FROM servers
+    WHERE (session = $session OR holder = $holder) AND state = 'reserved' AND claim_expires > $now AND lease_expires > $now
+    LIMIT 1`);
+  const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
+    SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
+
+  // The reported client reconciles the state: a draining server stays draining, a reservation
+  // stays until its client arrives or its deadline passes.
+  const heartbeat = db.query<Beat, { id: string; conn: string; leaseExpires: number; now: number } & Health>(`
+    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now,
+      -- The frame rate its frame time allows, as a share of its target; unmeasured counts as whole.
+      -- Rounded down to a step of 0.1 (it can reach at least this), so that servers about as
+      -- healthy as each other take turns.
+      health = CASE WHEN $frameMs > 0 AND target_fps > 0
+        THEN CAST(min(1.0, 1000.0 / ($frameMs * target_fps)) * 10 AS INTEGER) / 10.0 ELSE 1.0 END,
+      state = CASE
+        WHEN state = 'draining' THEN 'draining'
+        WHEN $client = 'connected' THEN 'busy'
+        WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved'
+        ELSE 'ready' END,
+      claim_expires = CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END
+    WHERE id = $id AND conn = $conn AND state != 'offline'
+    RETURNING url, state, lease_expires AS leaseExpires`);
+
+  // When the client leaves, its session may come back for the server within the grace period.
+  const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
+    UPDATE servers SET client = $client, claim_expires = NULL, updated_at = $now,
+      session_until = CASE WHEN $client = 'none' AND session IS NOT NULL THEN $graceUntil ELSE NULL END,
+      handed_at = CASE WHEN $client = 'none' AND session IS NOT NULL THEN $graceUntil ELSE handed_at END,
+      state = CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy' ELSE 'ready' END
+    WHERE id = $id AND conn = $conn AND state != 'offline'`);
+
+  const release = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = $now
+    WHERE id = $id AND state = 'reserved'
+    RETURNING ${COLUMNS}`);
+
+  const drain = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = 'draining', claim_expires = NULL, updated_at = $now
+    WHERE id = $id AND state NOT IN ('offline', 'draining')
+    RETURNING ${COLUMNS}`);
+
+  const undrain = db.query<ServerRow, { id: string; now: number }>(`
+    UPDATE servers SET state = CASE WHEN client = 'connected' THEN 'busy' ELSE 'ready' END, updated_at = $now
+    WHERE id = $id AND state = 'draining'
+    RETURNING ${COLUMNS}`);
+
+  const disconnect = db.query<ServerRow, { id: string; conn: string; now: number }>(`
+    UPDATE servers SET state = 'offline', conn = NULL, claim_expires = NULL, client = 'none', updated_at = $now
+    WHERE id = $id AND conn = $conn
+    RETURNING ${COLUMNS}`);
+
+  const countLive = db.query<{ n: number }, { now: number }>(
+    `SELECT count(*) AS n FROM servers WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
+  );
+
+  const expiredLive = db.query<ServerRow, { now: number }>(
+    `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
+  );
+
+  // Rows of servers long gone: nothing reads them but an operator's list, which they would crowd.
+  const purge = db.query<unknown, { before: number }>(
+    `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR lease_expires <= $before`,
+  );
+
+  const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number, now: number): (Beat | null)[] =>
+    beats.map(({ id, conn, ageMs, health }) => heartbeat.get({ id, conn, leaseExpires: now - ageMs + ttlMs, now, ...health }) ?? null),
+  );
+
+  const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
+    const existing = byId.get({ id: input.id });
+    const others = othersOnUrl.all({ url: input.url, id: input.id });
+    const decided = decideRegistration(input, existing, others, now);
+    if (!decided.ok) return decided;
+    for (const old of decided.replaced) deleteById.run({ id: old.id });
+    const fields = {
+      id: input.id, url: input.url, key: input.newKey, conn: input.conn, leaseExpires: now + input.ttlMs, client: input.client,
+      targetFps: input.targetFps, now, state: decided.state,
+    };
+    if (decided.existing) reattach.run(fields);
+    else insert.run({ ...fields, instanceHash: input.instanceHash });
+    return { ok: true, row: byId.get({ id: input.id })!, isNew: decided.isNew, replaced: decided.replaced };
+  });
+  // A page's pending reservation, or else a new one, in one transaction.
+  const pendingOr = db.transaction(
+    (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
+      (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null,
+  );
+  const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
+    const now = clock.now();
+    return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
+  };
+
+  // bun:sqlite answers synchronously; the interface is asynchronous because a database across the
+  // network cannot be, so each method is an async function around its statement.
+  return {
+    engine: 'sqlite',
+    location: path,
+    now: async () => clock.now(),
+    register: async (input) => registerTx.immediate(input, clock.now()),
+    allocate: async (claimMs, minHealth = 0, session = null, conn = null) => {
+      const params = grantParams(claimMs, minHealth, conn);
+      return pendingOr.immediate(session, conn, params.now, () => allocate.get({ ...params, session }));
+    },
+    allocateSticky: async (session, claimMs, minHealth = 0, conn = null) => {
+      const params = grantParams(claimMs, minHealth, conn);
+      return pendingOr.immediate(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
+    },
+    pending: async ({ session = null, conn = null }) =>
+      session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null,
+    heldBy: async (session) => heldBySession.get({ session, now: clock.now() })?.id ?? null,
+    heartbeat: async (id, conn, ttlMs, health) => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0],
+    heartbeats: async (beats, ttlMs) => heartbeatTx.immediate(beats, ttlMs, clock.now()),
+    setClient: async (id: string, conn: string, client: ClientState, graceMs = 0) => {
+      const now = clock.now();
+      return setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0;
+    },
+    release: async (id) => release.get({ id, now: clock.now() }) !== null,
+    drain: async (id) => drain.get({ id, now: clock.now() }) ?? null,
+    undrain: async (id) => undrain.get({ id, now: clock.now() }) ?? null,
+    disconnect: async (id, conn) => disconnect.get({ id, conn, now: clock.now() }) ?? null,
+    expired: async () => expiredLive.all({ now: clock.now() }),
+    get: async (id) => byId.get({ id }) ?? null,
+    liveCount: async () => countLive.get({ now: clock.now() })!.n,
+    all: async () => all.all(),
+    list: listing.list,
+    purge: async (retentionMs) => purge.run({ before: clock.now() - retentionMs }).changes,
+    // Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints).
+    maintain: async () => {
+      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+    },
+    requests,
+    waiting,
+    keepAlive: async (ms) => waiting.keepAlive(ms),
+    // The file is this dispatcher's alone: nobody else changes it.
+    onChange: () => () => {},
+    ready: async () => {
+      db.query('SELECT 1').get();
+      return true;
+    },
+    close: async () => {
+      waiting.close();
+      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// The SQLite lease file: its settings (WAL), and its tables built by numbered migrations that run
+// in one write transaction, so two processes opening the same file never both migrate it and a
+// started dispatcher never drops leases. The statements on the tables are in lease-store.ts,
+// request-memo.ts, waiting-list.ts and server-listing.ts beside this file.
+
+import { Database } from 'bun:sqlite';
+
+/**
+ * Each entry moves the file one version on. Version 6 is where migrations began: a file from
+ * before it was written by a release that never shared its file, and is cleared once.
+ */
+const FIRST_MIGRATED_VERSION = 6;
+const MIGRATIONS: Record<number, string> = {
+  6: `
+CREATE TABLE servers (
+  id            TEXT PRIMARY KEY,
+  url           TEXT NOT NULL UNIQUE,
+  key           TEXT NOT NULL,
+  instance_hash TEXT NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('ready', 'reserved', 'busy', 'draining', 'offline')),
+  conn          TEXT,
+  lease_expires INTEGER NOT NULL,
+  claim_expires INTEGER,
+  client        TEXT NOT NULL DEFAULT 'none' CHECK (client IN ('none', 'connected')),
+  target_fps    REAL NOT NULL DEFAULT 0,
+  fps           REAL NOT NULL DEFAULT 0,
+  frame_ms      REAL NOT NULL DEFAULT 0,
+  health        REAL NOT NULL DEFAULT 1,
+  session       TEXT,
+  session_until INTEGER,
+  handed_at     INTEGER NOT NULL DEFAULT 0,
+  -- The current reservation: its own id (the ticket's jti) and the page connection it is for.
+  grant_id      TEXT,
+  holder        TEXT,
+  registered_at INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+-- Allocation walks these in order and stops at the first live row: it never sorts the table.
+CREATE INDEX servers_free ON servers (state, health DESC, handed_at, id);
+CREATE INDEX servers_by_session ON servers (session);
+CREATE INDEX servers_by_holder ON servers (holder);
+-- The operator's list pages through this.
+CREATE INDEX servers_by_registration ON servers (registered_at, id);
+CREATE TABLE requests (
+  request_id TEXT PRIMARY KEY,
+  server_id  TEXT NOT NULL,
+  url        TEXT NOT NULL,
+  expires    INTEGER NOT NULL
+);
+CREATE INDEX requests_by_expiry ON requests (expires);
+CREATE TABLE waiting (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  conn       TEXT NOT NULL UNIQUE,
+  session    TEXT,
+  request_id TEXT,
+  address    TEXT NOT NULL DEFAULT '',
+  joined_at  INTEGER NOT NULL
+);
+CREATE INDEX waiting_by_address ON waiting (address);`,
+  // Places in line belong to the dispatcher holding the page's socket, which says it is alive.
+  7: `
+DELETE FROM waiting;
+ALTER TABLE waiting ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX waiting_by_owner ON waiting (owner);
+CREATE TABLE dispatchers (
+  id          TEXT PRIMARY KEY,
+  alive_until INTEGER NOT NULL
+);`,
+};
+export const SCHEMA_VERSION = Math.max(...Object.keys(MIGRATIONS).map(Number));
+
+/** A whole servers row, as ServerRow. */
+export const SERVER_COLUMNS = `id, url, key, instance_hash AS instanceHash, state, conn, lease_expires AS leaseExpires,
+  claim_expires AS claimExpires, client, target_fps AS targetFps, fps, frame_ms AS frameMs, health, session,
+  session_until AS sessionUntil, registered_at AS registeredAt, updated_at AS updatedAt`;
+
+/** Where the write-ahead log is cut back to after each checkpoint. */
+export const WAL_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** Brings the file to SCHEMA_VERSION; refuses a file written by a newer release rather than guess. */
+function migrate(db: Database, path: string): void {
+  db.transaction(() => {
+    let { user_version: version } = db.query<{ user_version: number }, []>('PRAGMA user_version').get()!;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`${path} has lease schema version ${version}, newer than this dispatcher's ${SCHEMA_VERSION}: upgrade the dispatcher`);
+    }
+    if (version < FIRST_MIGRATED_VERSION) {
+      for (const table of ['servers', 'requests', 'waiting']) db.run(`DROP TABLE IF EXISTS ${table}`);
+      version = FIRST_MIGRATED_VERSION - 1;
+    }
+    for (let next = version + 1; next <= SCHEMA_VERSION; next++) db.run(MIGRATIONS[next]);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+export function openLeaseDatabase(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  db.run('PRAGMA journal_mode = WAL');
+  db.run('PRAGMA synchronous = NORMAL');
+  db.run('PRAGMA busy_timeout = 5000');
+  // The log is folded back into the file every 1,000 pages (SQLite's default); this keeps the file
+  // itself from staying at its largest size after a burst, and a restart starts from an empty log.
+  db.run(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
+  db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+  migrate(db, path);
+  return db;
+}

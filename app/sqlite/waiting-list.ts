@@ -1,0 +1,63 @@
+// The waiting room's line (see WaitingList in ../lease-store.ts) as a table in the lease file:
+// first come, first served in the order of an autoincrementing number. Each place belongs to the
+// dispatcher (`owner`) holding the page's socket; a dispatcher keeps a row in `dispatchers` alive
+// while it runs, and places whose owner stopped doing so are skipped, then dropped.
+
+import type { Database } from 'bun:sqlite';
+import type { Clock } from '../clock.ts';
+import type { Waiter, WaitingList } from '../lease-store.ts';
+
+// A dispatcher's own places are alive to it whatever its row says.
+const ALIVE = '(owner = $owner OR owner IN (SELECT id FROM dispatchers WHERE alive_until > $now))';
+
+export function openWaitingList(db: Database, clock: Clock, owner: string): WaitingList & { keepAlive(ms: number): void; close(): void } {
+  const join = db.query(
+    'INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($conn, $session, $requestId, $address, $now, $owner)',
+  );
+  const leave = db.query('DELETE FROM waiting WHERE conn = $conn');
+  const head = db.query<Waiter & { mine: number }, { now: number; owner: string }>(
+    `SELECT conn, session, request_id AS requestId, owner = $owner AS mine FROM waiting WHERE ${ALIVE} ORDER BY seq LIMIT 1`,
+  );
+  const order = db.query<{ conn: string; owner: string }, { now: number; owner: string }>(`SELECT conn, owner FROM waiting WHERE ${ALIVE} ORDER BY seq`);
+  const size = db.query<{ n: number }, { now: number; owner: string }>(`SELECT count(*) AS n FROM waiting WHERE ${ALIVE}`);
+  const fromAddress = db.query<{ n: number }, { address: string; now: number; owner: string }>(
+    `SELECT count(*) AS n FROM waiting WHERE address = $address AND ${ALIVE}`,
+  );
+  const alive = db.query(`INSERT INTO dispatchers (id, alive_until) VALUES ($owner, $until)
+    ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until`);
+  const dropDead = db.query(`DELETE FROM waiting WHERE NOT ${ALIVE}`);
+  const forgetDead = db.query('DELETE FROM dispatchers WHERE alive_until <= $now');
+  const goodbye = db.query('DELETE FROM dispatchers WHERE id = $owner');
+  const leaveAll = db.query('DELETE FROM waiting WHERE owner = $owner');
+  const keepAlive = db.transaction((until: number, now: number) => {
+    alive.run({ owner, until });
+    dropDead.run({ now, owner });
+    forgetDead.run({ now });
+  });
+
+  return {
+    join: async (waiter) => {
+      join.run({ ...waiter, now: clock.now(), owner });
+    },
+    leave: async (conn) => leave.run({ conn }).changes > 0,
+    head: async () => {
+      const row = head.get({ now: clock.now(), owner });
+      return row ? { conn: row.conn, session: row.session, requestId: row.requestId, mine: row.mine === 1 } : null;
+    },
+    standings: async () => {
+      const rows = order.all({ now: clock.now(), owner });
+      const mine = rows.flatMap((row, index) => (row.owner === owner ? [{ conn: row.conn, position: index + 1 }] : []));
+      return { size: rows.length, mine };
+    },
+    size: async () => size.get({ now: clock.now(), owner })!.n,
+    sizeFrom: async (address) => fromAddress.get({ address, now: clock.now(), owner })!.n,
+    keepAlive: (ms) => {
+      const now = clock.now();
+      keepAlive.immediate(now + ms, now);
+    },
+    close: () => {
+      goodbye.run({ owner });
+      leaveAll.run({ owner });
+    },
+  };
+}

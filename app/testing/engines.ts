@@ -1,0 +1,76 @@
+// The engines the behaviour suites run against, the way a library runs one suite against every
+// adapter: each gives a fresh store on a clock the test moves, and another store on the same data
+// (a restarted dispatcher, or a second one). PostgreSQL is one throwaway cluster for the whole
+// run, emptied before each fresh store.
+
+import { SQL } from 'bun';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, type Cluster } from '../../tests/postgres-cluster.ts';
+import type { Clock } from '../clock.ts';
+import type { LeaseStore } from '../lease-store.ts';
+import { openPostgresStore } from '../postgres/lease-store.ts';
+import { SCHEMA } from '../postgres/schema.ts';
+import { openSqliteStore } from '../sqlite/lease-store.ts';
+
+export interface Engine {
+  name: 'sqlite' | 'postgres';
+  /** A store on empty data. */
+  fresh(clock: Clock): Promise<LeaseStore>;
+  /** Another store on the data of the last fresh one. */
+  another(clock: Clock): Promise<LeaseStore>;
+}
+
+const opened: LeaseStore[] = [];
+const track = (store: LeaseStore) => (opened.push(store), store);
+
+/** Closes every store the suites opened (call in afterEach). */
+export async function closeStores(): Promise<void> {
+  while (opened.length) await opened.pop()!.close().catch(() => {});
+}
+
+let sqliteDir: string | null = null;
+let sqliteFile = '';
+const sqlite: Engine = {
+  name: 'sqlite',
+  async fresh(clock) {
+    sqliteDir ??= mkdtempSync(join(tmpdir(), 'render-dispatch-suite-'));
+    sqliteFile = join(sqliteDir, `${crypto.randomUUID()}.db`);
+    return track(openSqliteStore(sqliteFile, clock));
+  },
+  another: async (clock) => track(openSqliteStore(sqliteFile, clock)),
+};
+process.on('exit', () => sqliteDir && rmSync(sqliteDir, { recursive: true, force: true }));
+
+let cluster: Promise<Cluster> | null = null;
+/** The suites' PostgreSQL cluster, started on first use. */
+export function sharedCluster(): Promise<Cluster> {
+  return (cluster ??= startCluster());
+}
+
+const postgres: Engine = {
+  name: 'postgres',
+  async fresh(clock) {
+    const { url } = await sharedCluster();
+    const sql = new SQL(url, { max: 1 });
+    try {
+      await sql.unsafe(`DO $$ BEGIN
+        IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${SCHEMA}') THEN
+          TRUNCATE ${SCHEMA}.servers, ${SCHEMA}.requests, ${SCHEMA}.waiting, ${SCHEMA}.dispatchers;
+        END IF; END $$`);
+    } finally {
+      await sql.close();
+    }
+    return track(await openPostgresStore(url, { clock }));
+  },
+  another: async (clock) => track(await openPostgresStore((await sharedCluster()).url, { clock })),
+};
+
+export const ENGINES: Engine[] = [sqlite, postgres];
+
+/** A clock the test sets. */
+export function manualClock(t = 0) {
+  const clock = { t, now: () => clock.t, set: (to: number) => void (clock.t = to) };
+  return clock;
+}
