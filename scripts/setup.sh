@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what render-dispatch needs on a Debian 12 machine with Node 20 and npm, skipping
 # whatever is already there: Debian packages (a C++ toolchain and GL headers for headless-gl's
-# source build, Xvfb; Chromium for the tests), Bun from npm, then the project's packages.
+# source build, Xvfb, PostgreSQL for the shared lease store; Chromium for the tests), Bun from npm,
+# then the project's packages. PostgreSQL is installed without a cluster of its own: the tests and
+# `bun run demo --postgres` start throwaway ones, and nothing here starts a system service.
 #   bash scripts/setup.sh demo   what the demo needs
 #   bash scripts/setup.sh test   that, plus Chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 purpose=${1:-demo}
-packages=(build-essential python3 pkg-config libxi-dev libglu1-mesa-dev libglew-dev xvfb)
+packages=(build-essential python3 pkg-config libxi-dev libglu1-mesa-dev libglew-dev xvfb postgresql)
 [[ $purpose == test ]] && packages+=(chromium)
 
 say() { echo "setup: $*"; }
@@ -20,8 +22,13 @@ for pkg in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
+  # PostgreSQL's packages would make and start a "main" cluster: no system service is wanted.
+  if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+    as_root mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
 fi
 
 # Bun, at the version package.json names, from the npm registry.

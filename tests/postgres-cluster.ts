@@ -3,7 +3,7 @@
 // system service. initdb refuses to run as root, so as root the cluster belongs to the `postgres`
 // user and every command runs as that user.
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,15 @@ export async function startCluster(): Promise<Cluster> {
     rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', cleanUp);
+  // A runner killed outright runs no exit handler: a watchdog outlives it, stops the server and
+  // removes its folder once the process that started it is gone.
+  const [ctlCmd, ctlArgs] = command('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']);
+  const quoted = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+  spawn(
+    'sh',
+    ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${[ctlCmd, ...ctlArgs].map(quoted).join(' ')} >/dev/null 2>&1; rm -rf ${quoted(dir)}`],
+    { detached: true, stdio: 'ignore' },
+  ).unref();
 
   await run(...command('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']));
   await start();
