@@ -74,7 +74,15 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     serverId = null;
   }
 
-  async function message(text: string): Promise<void> {
+  // One message at a time, in the order sent: a client's arrival and departure written out of order
+  // would leave its server busy with nobody.
+  let previous: Promise<void> = Promise.resolve();
+  function message(text: string): Promise<void> {
+    previous = previous.catch(() => {}).then(() => handleText(text));
+    return previous;
+  }
+
+  async function handleText(text: string): Promise<void> {
     const parsed = parseRenderMessage(text);
     if (!parsed.ok) return refuse(parsed.error, parsed.field);
     const msg = parsed.value;

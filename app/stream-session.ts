@@ -38,7 +38,14 @@ export function openStreamSession({ allocator, room, events, rateLimit, failures
     if (open) link.send(encode(message));
   };
 
-  async function message(text: string): Promise<void> {
+  // One request at a time, in the order sent.
+  let previous: Promise<void> = Promise.resolve();
+  function message(text: string): Promise<void> {
+    previous = previous.catch(() => {}).then(() => handleText(text));
+    return previous;
+  }
+
+  async function handleText(text: string): Promise<void> {
     const parsed = parseStreamRequest(text);
     if (!parsed.ok) {
       // The tutorial's channel is plain text: what is not JSON gets the plain error line.

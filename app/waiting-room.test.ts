@@ -121,7 +121,7 @@ describe(engine.name, () => {
       await pages[0].session.closed();
       expect([pages[1].position(), pages[2].position()]).toEqual([1, 2]);
       await server('a');
-      await settle();
+      await settle(() => pages[1].server() === 'a');
       expect(pages[1].server()).toBe('a');
       expect(pages[0].server()).toBeNull();
     });

@@ -1,6 +1,6 @@
 // A process's CPU time and resident memory, read from /proc (Linux).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -24,4 +24,22 @@ export async function cpuShareDuring<T>(pid: number, work: () => Promise<T>): Pr
   const [cpu0, t0] = [cpuMs(pid), performance.now()];
   const result = await work();
   return { result, cpuShare: (cpuMs(pid) - cpu0) / (performance.now() - t0) };
+}
+
+/**
+ * CPU time of a process and its children, in milliseconds: children still running, and those
+ * already gone that it waited for (a database server and its backends).
+ */
+export function treeCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const own = ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_SECOND;
+  const children = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(stat[1]) === pid ? [cpuMs(Number(name))] : [];
+    } catch {
+      return [];
+    }
+  });
+  return own + children.reduce((a, b) => a + b, 0);
 }

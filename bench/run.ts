@@ -12,6 +12,7 @@ import * as frames from './frames.ts';
 import * as heartbeats from './heartbeats.ts';
 import * as input from './input-latency.ts';
 import * as memory from './memory.ts';
+import * as stores from './stores.ts';
 
 interface Outcome {
   table: string;
@@ -28,6 +29,10 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
       raw: { allocation: costs, rows },
       charts: { dispatch: dispatch.dispatchChart(rows) },
     };
+  },
+  async stores(smoke) {
+    const result = await stores.runStores(smoke ? stores.SMOKE : stores.FULL);
+    return { table: stores.storesTable(result), raw: result };
   },
   async heartbeats(smoke) {
     const runs = await heartbeats.runHeartbeats(smoke ? heartbeats.SMOKE : heartbeats.FULL);

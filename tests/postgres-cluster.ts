@@ -4,7 +4,7 @@
 // user and every command runs as that user.
 
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,8 @@ export interface Cluster {
   resume(): Promise<void>;
   /** Stops it and removes its folder. */
   stop(): Promise<void>;
+  /** The server's main process (its backends are its children). */
+  postmasterPid(): number;
 }
 
 /** The newest installed PostgreSQL's bin folder, or null when there is none. */
@@ -85,6 +87,7 @@ export async function startCluster(): Promise<Cluster> {
       running = false;
     },
     resume: start,
+    postmasterPid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async stop() {
       process.off('exit', cleanUp);
       if (running) await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => {});

@@ -109,15 +109,23 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     )[0] ?? null;
 
   /**
-   * A page's pending reservation, or else a new one. Pages that give neither a session nor a
-   * connection hold nothing: one statement. The others are serialised per session and connection
-   * across every dispatcher by advisory locks held to the end of the transaction.
+   * A page's pending reservation, or else a new one. A connection lives on one dispatcher, so its
+   * requests are taken one at a time here, and the check and the reservation are one statement.
+   * A session may ask through several dispatchers at once: it is serialised across all of them by
+   * an advisory lock held to the end of its transaction.
    */
+  const connTurns = new Map<string, Promise<unknown>>();
+  function inTurn<T>(conn: string, work: () => Promise<T>): Promise<T> {
+    const turn = (connTurns.get(conn) ?? Promise.resolve()).then(work, work);
+    connTurns.set(conn, turn);
+    void turn.finally(() => connTurns.get(conn) === turn && connTurns.delete(conn)).catch(() => {});
+    return turn;
+  }
   async function pendingOr(session: string | null, conn: string | null, reserve: (tx?: Runner) => Promise<Allocation[]>): Promise<Allocation | null> {
     if (!session && !conn) return (await reserve())[0] ?? null;
+    if (!session) return inTurn(conn!, async () => (await pendingFor(null, conn)) ?? (await reserve())[0] ?? null);
     return sql.begin(async (tx) => {
-      const keys = [session && `session:${session}`, conn && `conn:${conn}`].filter((key): key is string => !!key);
-      await plain('SELECT pg_advisory_xact_lock(hashtext(key)) FROM unnest($1::text[]) AS key ORDER BY key', [keys], tx);
+      await plain('SELECT pg_advisory_xact_lock(hashtext($1))', [`session:${session}`], tx);
       return (await pendingFor(session, conn, tx)) ?? (await reserve(tx))[0] ?? null;
     });
   }

@@ -55,9 +55,10 @@ const postgres: Engine = {
     const { url } = await sharedCluster();
     const sql = new SQL(url, { max: 1 });
     try {
+      // DELETE, not TRUNCATE: a store of the test before may still be finishing a statement.
       await sql.unsafe(`DO $$ BEGIN
         IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${SCHEMA}') THEN
-          TRUNCATE ${SCHEMA}.servers, ${SCHEMA}.requests, ${SCHEMA}.waiting, ${SCHEMA}.dispatchers;
+          DELETE FROM ${SCHEMA}.servers; DELETE FROM ${SCHEMA}.requests; DELETE FROM ${SCHEMA}.waiting; DELETE FROM ${SCHEMA}.dispatchers;
         END IF; END $$`);
     } finally {
       await sql.close();
