@@ -1,10 +1,13 @@
 // `bun run demo`: a dispatcher and three render servers, the page to open, and on Ctrl-C (or
-// SIGTERM) every one of them stopped. Flags let tests run the same demo on free ports.
+// SIGTERM) every one of them stopped. `--postgres` starts a throwaway PostgreSQL instead of the
+// lease file, two dispatchers on it (the port given and the next), and the render servers spread
+// over both, each with the other as its fallback. Flags let tests run the same demo on free ports.
 
 import { join } from 'node:path';
 import { configFromArgv, parseFlags, parsePort } from '../common/cli.ts';
+import { startCluster, type Cluster } from '../tests/postgres-cluster.ts';
 
-const USAGE = `usage: bun run demo [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512] [--spin 1]`;
+const USAGE = `usage: bun run demo [--postgres] [--dispatcher-port 18000] [--render-ports 16000,16001,16002] [--db dispatcher.db] [--size 512] [--spin 1]`;
 
 function parse(argv: string[]) {
   const values = parseFlags(argv, {
@@ -13,6 +16,7 @@ function parse(argv: string[]) {
     db: { type: 'string' },
     size: { type: 'string' },
     spin: { type: 'string' },
+    postgres: { type: 'boolean' },
     help: { type: 'boolean' },
   });
   if (values.help) return null;
@@ -23,15 +27,18 @@ function parse(argv: string[]) {
     // Passed to each render server, which checks it.
     size: values.size ?? '512',
     spin: values.spin ?? '1',
+    postgres: values.postgres ?? false,
   };
 }
 
 const options = configFromArgv('demo', USAGE, parse);
 
 const root = join(import.meta.dir, '..');
+const dispatcherPorts = options.postgres ? [options.dispatcherPort, options.dispatcherPort + 1] : [options.dispatcherPort];
 const dispatcherHttp = `http://127.0.0.1:${options.dispatcherPort}`;
 const dispatcherWs = `ws://127.0.0.1:${options.dispatcherPort}`;
 const children: Bun.Subprocess[] = [];
+let cluster: Cluster | null = null;
 let stopping = false;
 
 function start(name: string, cmd: string[]) {
@@ -52,16 +59,26 @@ async function stop(code: number) {
   const timeout = setTimeout(() => children.forEach((child) => child.kill('SIGKILL')), 5000);
   await Promise.all(children.map((child) => child.exited));
   clearTimeout(timeout);
+  await cluster?.stop();
   console.log('demo: stopped');
   process.exit(code);
 }
 process.on('SIGINT', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
-start('dispatcher', ['bun', 'app/main.ts', '--port', String(options.dispatcherPort), '--db', options.db]);
-for (const port of options.renderPorts) {
-  start(`render server :${port}`, ['node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', dispatcherWs, '--size', options.size, '--spin', options.spin]);
+if (options.postgres) {
+  cluster = await startCluster();
+  console.log(`demo: a throwaway PostgreSQL at ${cluster.url} (removed when the demo stops)`);
 }
+const db = cluster?.url ?? options.db;
+for (const port of dispatcherPorts) start(`dispatcher :${port}`, ['bun', 'app/main.ts', '--port', String(port), '--db', db]);
+options.renderPorts.forEach((port, i) => {
+  // Each render server registers with one dispatcher, and moves to the next if that one goes.
+  const turn = dispatcherPorts.map((_, j) => `ws://127.0.0.1:${dispatcherPorts[(i + j) % dispatcherPorts.length]}`);
+  start(`render server :${port}`, [
+    'node', '--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', turn.join(','), '--size', options.size, '--spin', options.spin,
+  ]);
+});
 
 // Ready when every render server can be handed out; say where to look.
 const deadline = Date.now() + 60_000;
@@ -79,10 +96,11 @@ while (!stopping) {
 }
 const page = `file://${join(root, 'client', 'index.html')}`;
 const query = options.dispatcherPort === 18000 ? '' : `?dispatcher=${dispatcherWs}/stream`;
+const others = dispatcherPorts.slice(1).map((port) => `http://127.0.0.1:${port}/?dispatcher=ws://127.0.0.1:${port}/stream`);
 console.log(`
-demo: ready, ${options.renderPorts.length} render servers.
+demo: ready, ${options.renderPorts.length} render servers${options.postgres ? `, ${dispatcherPorts.length} dispatchers sharing one PostgreSQL` : ''}.
   Open up to ${options.renderPorts.length} pages (one per render server):
     ${page}${query}
-  or served by the dispatcher: ${dispatcherHttp}/${query}
+  or served by the dispatcher: ${dispatcherHttp}/${query}${others.map((url) => `\n  or by the other dispatcher: ${url}`).join('')}
   Server states: ${dispatcherHttp}/v1/servers
   Ctrl-C stops everything.`);

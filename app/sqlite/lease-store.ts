@@ -159,11 +159,10 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
     else insert.run({ ...fields, instanceHash: input.instanceHash });
     return { ok: true, row: byId.get({ id: input.id })!, isNew: decided.isNew, replaced: decided.replaced };
   });
-  // A page's pending reservation, or else a new one, in one transaction.
-  const pendingOr = db.transaction(
-    (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
-      (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null,
-  );
+  // A page's pending reservation, or else a new one. The file is this process's alone and bun:sqlite
+  // answers synchronously, so nothing can come between the two statements.
+  const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
+    (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
   const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
@@ -178,11 +177,11 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
     register: async (input) => registerTx.immediate(input, clock.now()),
     allocate: async (claimMs, minHealth = 0, session = null, conn = null) => {
       const params = grantParams(claimMs, minHealth, conn);
-      return pendingOr.immediate(session, conn, params.now, () => allocate.get({ ...params, session }));
+      return pendingOr(session, conn, params.now, () => allocate.get({ ...params, session }));
     },
     allocateSticky: async (session, claimMs, minHealth = 0, conn = null) => {
       const params = grantParams(claimMs, minHealth, conn);
-      return pendingOr.immediate(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
+      return pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
     },
     pending: async ({ session = null, conn = null }) =>
       session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null,
