@@ -62,4 +62,17 @@ describe('benchmark smoke runs', () => {
     assert.equal(samplesMs.length, options.trials);
     assert.ok(samplesMs.every((ms) => ms > 0 && ms < 5000), samplesMs.join(', '));
   });
+
+  test('stores: each store completes cycles, heartbeats are answered, and a page on one dispatcher is woken from another', async () => {
+    const { result } = await smoke('stores');
+    const { dispatch, heartbeats, wake } = result as {
+      dispatch: { setup: string; cyclesPerSecond: number }[];
+      heartbeats: { heartbeatsPerSecond: number; servers: number; databaseCpu: number | null }[];
+      wake: { samples: number; p99Ms: number };
+    };
+    assert.ok(dispatch.some((r) => r.setup.startsWith('PostgreSQL, 2')) && dispatch.every((r) => r.cyclesPerSecond > 0));
+    assert.ok(heartbeats.every((r) => r.heartbeatsPerSecond > r.servers * 0.5));
+    assert.ok(heartbeats[1].databaseCpu !== null && heartbeats[1].databaseCpu > 0);
+    assert.ok(wake.samples > 0 && wake.p99Ms > 0);
+  });
 });

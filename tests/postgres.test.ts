@@ -4,10 +4,11 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import WebSocket from 'ws';
 import { startCluster, type Cluster } from './postgres-cluster.ts';
 import {
-  askDispatcher, connectFrames, freePort, openSocket, servers, simulateRenderServer, startDispatcher, startRender, waitFor,
+  askDispatcher, connectFrames, freePort, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, startRender, waitFor,
   type Proc, type SimulatedServer,
 } from './helpers.ts';
 
@@ -176,3 +177,30 @@ describe('PostgreSQL stopped for 5 s under load', () => {
     client.ws.close();
   });
 });
+
+describe('bun run demo --postgres', () => {
+  test('a throwaway database, two dispatchers on it, the render servers spread over both; all gone on SIGTERM', async () => {
+    // The demo's second dispatcher takes the port after the first: find a free pair.
+    let port = await freePort();
+    while (!(await portFree(port + 1))) port = await freePort();
+    const renderPorts = [await freePort(), await freePort()];
+    const demo = startProcess('bun', ['scripts/demo.ts', '--postgres', '--dispatcher-port', String(port), '--render-ports', renderPorts.join(','), '--size', '64']);
+    try {
+      await demo.waitForOutput(/demo: ready/, 90_000);
+      assert.match(demo.output(), /a throwaway PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+/);
+      for (const p of [port, port + 1]) assert.equal((await servers(p)).length, 2);
+      assert.ok((await askDispatcher(port + 1)).startsWith('ws://'));
+    } finally {
+      assert.equal(await demo.stop(), 0);
+    }
+    assert.match(demo.output(), /demo: stopped/);
+  });
+});
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
