@@ -11,6 +11,7 @@ import type { Allocator } from './allocator.ts';
 import type { Clock } from './clock.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
 import type { HeartbeatBatch } from './heartbeat-batch.ts';
+import { inOrder } from './in-order.ts';
 import type { LeaseStore, ServerRow } from './lease-store.ts';
 import type { StoreFailures } from './store-failures.ts';
 import type { WaitingRoom } from './waiting-room.ts';
@@ -74,13 +75,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     serverId = null;
   }
 
-  // One message at a time, in the order sent: a client's arrival and departure written out of order
-  // would leave its server busy with nobody.
-  let previous: Promise<void> = Promise.resolve();
-  function message(text: string): Promise<void> {
-    previous = previous.catch(() => {}).then(() => handleText(text));
-    return previous;
-  }
+  const message = inOrder(handleText);
 
   async function handleText(text: string): Promise<void> {
     const parsed = parseRenderMessage(text);

@@ -73,7 +73,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   const failures = createStoreFailures(log, () => clock.now());
   const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, log });
   const room = createWaitingRoom({
-    store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, log: (_level, message) => failures.failed('serving the waiting room', message),
+    store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, failed: (error) => failures.failed('serving the waiting room', error),
   });
   const rateLimit = createRateLimit({ perSecond: policy.rateLimit, burst: policy.rateLimit * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();

@@ -248,3 +248,11 @@ export function effectiveState(row: Pick<ServerRow, 'state' | 'leaseExpires' | '
   if (row.state === 'reserved' && row.claimExpires !== null && row.claimExpires <= now) return 'ready';
   return row.state;
 }
+
+/** A store written by a newer release: refused untouched, and no use waiting for. */
+export class SchemaTooNew extends Error {
+  constructor(where: string, found: number, known: number) {
+    super(`${where} has lease schema version ${found}, newer than this dispatcher's ${known}: upgrade the dispatcher`);
+    this.name = 'SchemaTooNew';
+  }
+}

@@ -2,6 +2,7 @@
 
 import { configFromArgv } from '../common/cli.ts';
 import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
+import { SchemaTooNew } from './lease-store.ts';
 import { isPostgresUrl } from './open-store.ts';
 import { startDispatcher } from './server.ts';
 
@@ -14,10 +15,9 @@ async function start() {
     try {
       return await startDispatcher(config);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
       // A file or a schema this release cannot use will not get better by waiting.
-      if (!isPostgresUrl(config.db) || message.includes('newer than this dispatcher')) throw error;
-      console.error(`dispatcher: cannot open the lease store yet (${message}); trying again in ${delay}ms`);
+      if (!isPostgresUrl(config.db) || error instanceof SchemaTooNew) throw error;
+      console.error(`dispatcher: cannot open the lease store yet (${error instanceof Error ? error.message : error}); trying again in ${delay}ms`);
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }

@@ -34,9 +34,6 @@ export function createStoreFailures(log: Log, now: () => number = Date.now) {
       log('info', `the lease store answers again${unreported ? ` (${unreported} more failures since the last report)` : ''}`);
       unreported = 0;
     },
-    get failing(): boolean {
-      return failing;
-    },
   };
 }
 

@@ -9,6 +9,7 @@ import { NONE, encode, parseStreamRequest, type DispatcherToBrowser } from '../c
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
+import { inOrder } from './in-order.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { StoreFailures } from './store-failures.ts';
 import type { WaitingRoom } from './waiting-room.ts';
@@ -38,12 +39,7 @@ export function openStreamSession({ allocator, room, events, rateLimit, failures
     if (open) link.send(encode(message));
   };
 
-  // One request at a time, in the order sent.
-  let previous: Promise<void> = Promise.resolve();
-  function message(text: string): Promise<void> {
-    previous = previous.catch(() => {}).then(() => handleText(text));
-    return previous;
-  }
+  const message = inOrder(handleText);
 
   async function handleText(text: string): Promise<void> {
     const parsed = parseStreamRequest(text);

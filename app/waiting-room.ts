@@ -17,14 +17,14 @@ export interface WaitingRoomOptions {
   maxQueue: number;
   /** How many places pages from one address may hold. */
   maxPerAddress: number;
-  /** Where a failure of the store while serving is reported (the next change or sweep serves again). */
-  log(level: 'error', message: string): void;
+  /** Told when the store fails while serving (the next change or sweep serves again). */
+  failed(error: unknown): void;
 }
 
 /** How much the newest finished session moves the mean used for wait estimates. */
 const SESSION_WEIGHT = 0.2;
 
-export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, log }: WaitingRoomOptions) {
+export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, failed }: WaitingRoomOptions) {
   const notifiers = new Map<string, Notify>();
   const told = new Map<string, number>();
   let meanSessionMs: number | null = null;
@@ -86,7 +86,7 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, l
         await publish();
       } while (again);
     } catch (error) {
-      log('error', `the waiting room could not be served: ${error instanceof Error ? error.message : error}`);
+      failed(error);
     } finally {
       serving = false;
     }

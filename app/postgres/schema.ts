@@ -6,6 +6,7 @@
 // (exact for whole numbers far beyond any date), so they reach JavaScript as numbers.
 
 import type { SQL } from 'bun';
+import { SchemaTooNew } from '../lease-store.ts';
 
 export const SCHEMA = 'render_dispatch';
 /** The advisory lock migrations run under ("render-d" in ASCII). */
@@ -78,7 +79,7 @@ export async function migrate(sql: SQL): Promise<number> {
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     const [{ version }] = await tx.unsafe(`SELECT coalesce(max(version), 0)::int AS version FROM ${SCHEMA}.migrations`);
     if (version > SCHEMA_VERSION) {
-      throw new Error(`the database has lease schema version ${version}, newer than this dispatcher's ${SCHEMA_VERSION}: upgrade the dispatcher`);
+      throw new SchemaTooNew('the database', version, SCHEMA_VERSION);
     }
     for (let next = version + 1; next <= SCHEMA_VERSION; next++) {
       await tx.unsafe(`SET LOCAL search_path TO ${SCHEMA}`);

@@ -4,6 +4,7 @@
 // request-memo.ts, waiting-list.ts and server-listing.ts beside this file.
 
 import { Database } from 'bun:sqlite';
+import { SchemaTooNew } from '../lease-store.ts';
 
 /**
  * Each entry moves the file one version on. Version 6 is where migrations began: a file from
@@ -82,7 +83,7 @@ function migrate(db: Database, path: string): void {
   db.transaction(() => {
     let { user_version: version } = db.query<{ user_version: number }, []>('PRAGMA user_version').get()!;
     if (version > SCHEMA_VERSION) {
-      throw new Error(`${path} has lease schema version ${version}, newer than this dispatcher's ${SCHEMA_VERSION}: upgrade the dispatcher`);
+      throw new SchemaTooNew(path, version, SCHEMA_VERSION);
     }
     if (version < FIRST_MIGRATED_VERSION) {
       for (const table of ['servers', 'requests', 'waiting']) db.run(`DROP TABLE IF EXISTS ${table}`);
