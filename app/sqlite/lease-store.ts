@@ -1,6 +1,12 @@
-// The lease store on bun:sqlite (WAL): the embedded default, for one dispatcher and its file. Time
-// is the injected clock's. A dispatcher restarted on the same file carries on where it stopped:
-// deadlines are absolute times, so a restart neither shortens nor extends any lease.
+// The lease store on bun:sqlite (WAL): the embedded default. Time is the injected clock's. A
+// dispatcher restarted on the same file carries on where it stopped: deadlines are absolute times,
+// so a restart neither shortens nor extends any lease.
+//
+// The file is one process's. Several dispatchers may still share it when that process hosts them
+// (the workers of `--workers N`, through app/store-link.ts): each gets a view with a waiting-line
+// place of its own, and what one view does that may free a server is told to the others, as
+// PostgreSQL's NOTIFY tells other dispatchers. bun:sqlite answers synchronously, so nothing a view
+// does can come between the statements of another's step.
 
 import type { ClientState } from '../../common/protocol.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -8,6 +14,7 @@ import {
   type Allocation,
   type Beat,
   type BeatInput,
+  type Change,
   type Health,
   type LeaseStore,
   type RegisterInput,
@@ -22,11 +29,39 @@ import { openWaitingList } from './waiting-list.ts';
 
 const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
 
+/** One open lease file, and the dispatchers' views of it. */
+export interface SqliteLeaseFile {
+  /** A store for one dispatcher: its own place in the waiting line, told what the other views do. */
+  view(): LeaseStore;
+  /** Closes the file (after its views). */
+  close(): void;
+}
+
+/** The store of a dispatcher that has the file to itself. */
 export function openSqliteStore(path: string, clock: Clock = systemClock): LeaseStore {
+  const file = openSqliteFile(path, clock);
+  const view = file.view();
+  return {
+    ...view,
+    close: async () => {
+      await view.close();
+      file.close();
+    },
+  };
+}
+
+export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
   const requests = openRequestMemo(db, clock);
-  const waiting = openWaitingList(db, clock, crypto.randomUUID());
   const listing = openServerListing(db, clock);
+  // Each view's listener, by its owner id: a view is not told what it did itself.
+  const views = new Map<string, Set<(change: Change) => void>>();
+  const announce = (from: string, serverId?: string) => {
+    for (const [owner, listeners] of views) {
+      if (owner === from) continue;
+      for (const listener of listeners) listener(serverId ? { serverId } : {});
+    }
+  };
 
   const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
   const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
@@ -159,7 +194,7 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
     else insert.run({ ...fields, instanceHash: input.instanceHash });
     return { ok: true, row: byId.get({ id: input.id })!, isNew: decided.isNew, replaced: decided.replaced };
   });
-  // A page's pending reservation, or else a new one. The file is this process's alone and bun:sqlite
+  // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
   // answers synchronously, so nothing can come between the two statements.
   const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
     (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
@@ -170,53 +205,82 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
 
   // bun:sqlite answers synchronously; the interface is asynchronous because a database across the
   // network cannot be, so each method is an async function around its statement.
+  const view = (): LeaseStore => {
+    const owner = crypto.randomUUID();
+    const listeners = new Set<(change: Change) => void>();
+    views.set(owner, listeners);
+    const waiting = openWaitingList(db, clock, owner, () => announce(owner));
+    return {
+      engine: 'sqlite',
+      location: path,
+      now: async () => clock.now(),
+      register: async (input) => {
+        const result = registerTx.immediate(input, clock.now());
+        if (result.ok) announce(owner, input.id);
+        return result;
+      },
+      allocate: async (claimMs, minHealth = 0, session = null, conn = null) => {
+        const params = grantParams(claimMs, minHealth, conn);
+        return pendingOr(session, conn, params.now, () => allocate.get({ ...params, session }));
+      },
+      allocateSticky: async (session, claimMs, minHealth = 0, conn = null) => {
+        const params = grantParams(claimMs, minHealth, conn);
+        return pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
+      },
+      pending: async ({ session = null, conn = null }) =>
+        session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null,
+      heldBy: async (session) => heldBySession.get({ session, now: clock.now() })?.id ?? null,
+      heartbeat: async (id, conn, ttlMs, health) => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0],
+      heartbeats: async (beats, ttlMs) => heartbeatTx.immediate(beats, ttlMs, clock.now()),
+      setClient: async (id: string, conn: string, client: ClientState, graceMs = 0) => {
+        const now = clock.now();
+        const set = setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0;
+        if (set && client === 'none') announce(owner, id);
+        return set;
+      },
+      release: async (id) => {
+        const released = release.get({ id, now: clock.now() }) !== null;
+        if (released) announce(owner, id);
+        return released;
+      },
+      drain: async (id) => drain.get({ id, now: clock.now() }) ?? null,
+      undrain: async (id) => {
+        const row = undrain.get({ id, now: clock.now() }) ?? null;
+        if (row) announce(owner, id);
+        return row;
+      },
+      disconnect: async (id, conn) => disconnect.get({ id, conn, now: clock.now() }) ?? null,
+      expired: async () => expiredLive.all({ now: clock.now() }),
+      get: async (id) => byId.get({ id }) ?? null,
+      liveCount: async () => countLive.get({ now: clock.now() })!.n,
+      all: async () => all.all(),
+      list: listing.list,
+      purge: async (retentionMs) => purge.run({ before: clock.now() - retentionMs }).changes,
+      // Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints).
+      maintain: async () => {
+        db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      },
+      requests,
+      waiting,
+      keepAlive: async (ms) => waiting.keepAlive(ms),
+      onChange: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      ready: async () => {
+        db.query('SELECT 1').get();
+        return true;
+      },
+      close: async () => {
+        views.delete(owner);
+        if (waiting.close()) announce(owner);
+      },
+    };
+  };
   return {
-    engine: 'sqlite',
-    location: path,
-    now: async () => clock.now(),
-    register: async (input) => registerTx.immediate(input, clock.now()),
-    allocate: async (claimMs, minHealth = 0, session = null, conn = null) => {
-      const params = grantParams(claimMs, minHealth, conn);
-      return pendingOr(session, conn, params.now, () => allocate.get({ ...params, session }));
-    },
-    allocateSticky: async (session, claimMs, minHealth = 0, conn = null) => {
-      const params = grantParams(claimMs, minHealth, conn);
-      return pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
-    },
-    pending: async ({ session = null, conn = null }) =>
-      session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null,
-    heldBy: async (session) => heldBySession.get({ session, now: clock.now() })?.id ?? null,
-    heartbeat: async (id, conn, ttlMs, health) => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0],
-    heartbeats: async (beats, ttlMs) => heartbeatTx.immediate(beats, ttlMs, clock.now()),
-    setClient: async (id: string, conn: string, client: ClientState, graceMs = 0) => {
-      const now = clock.now();
-      return setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0;
-    },
-    release: async (id) => release.get({ id, now: clock.now() }) !== null,
-    drain: async (id) => drain.get({ id, now: clock.now() }) ?? null,
-    undrain: async (id) => undrain.get({ id, now: clock.now() }) ?? null,
-    disconnect: async (id, conn) => disconnect.get({ id, conn, now: clock.now() }) ?? null,
-    expired: async () => expiredLive.all({ now: clock.now() }),
-    get: async (id) => byId.get({ id }) ?? null,
-    liveCount: async () => countLive.get({ now: clock.now() })!.n,
-    all: async () => all.all(),
-    list: listing.list,
-    purge: async (retentionMs) => purge.run({ before: clock.now() - retentionMs }).changes,
-    // Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints).
-    maintain: async () => {
-      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
-    },
-    requests,
-    waiting,
-    keepAlive: async (ms) => waiting.keepAlive(ms),
-    // The file is this dispatcher's alone: nobody else changes it.
-    onChange: () => () => {},
-    ready: async () => {
-      db.query('SELECT 1').get();
-      return true;
-    },
-    close: async () => {
-      waiting.close();
+    view,
+    close: () => {
+      views.clear();
       db.run('PRAGMA wal_checkpoint(TRUNCATE)');
       db.close();
     },

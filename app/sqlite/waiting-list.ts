@@ -1,7 +1,8 @@
 // The waiting room's line (see WaitingList in ../lease-store.ts) as a table in the lease file:
 // first come, first served in the order of an autoincrementing number. Each place belongs to the
 // dispatcher (`owner`) holding the page's socket; a dispatcher keeps a row in `dispatchers` alive
-// while it runs, and places whose owner stopped doing so are skipped, then dropped.
+// while it runs, and places whose owner stopped doing so are skipped, then dropped. Changes to the
+// line are announced to the other dispatchers on the file (`changed`).
 
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
@@ -10,7 +11,12 @@ import type { Waiter, WaitingList } from '../lease-store.ts';
 // A dispatcher's own places are alive to it whatever its row says.
 const ALIVE = '(owner = $owner OR owner IN (SELECT id FROM dispatchers WHERE alive_until > $now))';
 
-export function openWaitingList(db: Database, clock: Clock, owner: string): WaitingList & { keepAlive(ms: number): void; close(): void } {
+export function openWaitingList(
+  db: Database,
+  clock: Clock,
+  owner: string,
+  changed: () => void,
+): WaitingList & { keepAlive(ms: number): void; close(): boolean } {
   const join = db.query(
     'INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($conn, $session, $requestId, $address, $now, $owner)',
   );
@@ -31,15 +37,21 @@ export function openWaitingList(db: Database, clock: Clock, owner: string): Wait
   const leaveAll = db.query('DELETE FROM waiting WHERE owner = $owner');
   const keepAlive = db.transaction((until: number, now: number) => {
     alive.run({ owner, until });
-    dropDead.run({ now, owner });
+    const dropped = dropDead.run({ now, owner }).changes;
     forgetDead.run({ now });
+    return dropped;
   });
 
   return {
     join: async (waiter) => {
       join.run({ ...waiter, now: clock.now(), owner });
+      changed();
     },
-    leave: async (conn) => leave.run({ conn }).changes > 0,
+    leave: async (conn) => {
+      const left = leave.run({ conn }).changes > 0;
+      if (left) changed();
+      return left;
+    },
     head: async () => {
       const row = head.get({ now: clock.now(), owner });
       return row ? { conn: row.conn, session: row.session, requestId: row.requestId, mine: row.mine === 1 } : null;
@@ -53,11 +65,12 @@ export function openWaitingList(db: Database, clock: Clock, owner: string): Wait
     sizeFrom: async (address) => fromAddress.get({ address, now: clock.now(), owner })!.n,
     keepAlive: (ms) => {
       const now = clock.now();
-      keepAlive.immediate(now + ms, now);
+      if (keepAlive.immediate(now + ms, now) > 0) changed();
     },
+    /** Gives up this dispatcher's places; true if it held any. */
     close: () => {
       goodbye.run({ owner });
-      leaveAll.run({ owner });
+      return leaveAll.run({ owner }).changes > 0;
     },
   };
 }

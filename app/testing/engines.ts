@@ -1,7 +1,8 @@
 // The engines the behaviour suites run against, the way a library runs one suite against every
 // adapter: each gives a fresh store on a clock the test moves, and another store on the same data
 // (a restarted dispatcher, or a second one). PostgreSQL is one throwaway cluster for the whole
-// run, emptied before each fresh store.
+// run, emptied before each fresh store. "sqlite, linked" is the file as the workers of
+// `--workers N` see it: views served by one process, every call over a message channel.
 
 import { SQL } from 'bun';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,10 +13,11 @@ import type { Clock } from '../clock.ts';
 import type { LeaseStore } from '../lease-store.ts';
 import { openPostgresStore } from '../postgres/lease-store.ts';
 import { SCHEMA } from '../postgres/schema.ts';
-import { openSqliteStore } from '../sqlite/lease-store.ts';
+import { openSqliteFile, openSqliteStore, type SqliteLeaseFile } from '../sqlite/lease-store.ts';
+import { linkedStore, serveStore, type Channel, type LinkMessage } from '../store-link.ts';
 
 export interface Engine {
-  name: 'sqlite' | 'postgres';
+  name: string;
   /** A store on empty data. */
   fresh(clock: Clock): Promise<LeaseStore>;
   /** Another store on the data of the last fresh one. */
@@ -28,20 +30,56 @@ const track = (store: LeaseStore) => (opened.push(store), store);
 /** Closes every store the suites opened (call in afterEach). */
 export async function closeStores(): Promise<void> {
   while (opened.length) await opened.pop()!.close().catch(() => {});
+  while (linkedFiles.length) linkedFiles.pop()!.close();
 }
 
 let sqliteDir: string | null = null;
 let sqliteFile = '';
+function newSqliteFile(): string {
+  sqliteDir ??= mkdtempSync(join(tmpdir(), 'render-dispatch-suite-'));
+  return (sqliteFile = join(sqliteDir, `${crypto.randomUUID()}.db`));
+}
 const sqlite: Engine = {
   name: 'sqlite',
-  async fresh(clock) {
-    sqliteDir ??= mkdtempSync(join(tmpdir(), 'render-dispatch-suite-'));
-    sqliteFile = join(sqliteDir, `${crypto.randomUUID()}.db`);
-    return track(openSqliteStore(sqliteFile, clock));
-  },
+  fresh: async (clock) => track(openSqliteStore(newSqliteFile(), clock)),
   another: async (clock) => track(openSqliteStore(sqliteFile, clock)),
 };
 process.on('exit', () => sqliteDir && rmSync(sqliteDir, { recursive: true, force: true }));
+
+/** Two ends of an in-process channel that copies each message, as IPC would, and keeps their order. */
+export function channelPair(): [Channel, Channel] {
+  const listeners = [new Set<(m: LinkMessage) => void>(), new Set<(m: LinkMessage) => void>()];
+  const end = (mine: number): Channel => ({
+    send(message) {
+      const copy = structuredClone(message);
+      queueMicrotask(() => listeners[1 - mine].forEach((listener) => listener(copy)));
+    },
+    onMessage(listener) {
+      listeners[mine].add(listener);
+      return () => listeners[mine].delete(listener);
+    },
+  });
+  return [end(0), end(1)];
+}
+
+let linkedFile: SqliteLeaseFile | null = null;
+const linkedFiles: SqliteLeaseFile[] = [];
+function linkedView(file: SqliteLeaseFile): LeaseStore {
+  const [near, far] = channelPair();
+  const stop = serveStore(file.view(), far);
+  const store = linkedStore(near, { engine: 'sqlite', location: sqliteFile });
+  const close = store.close;
+  return track({ ...store, close: async () => (await close(), stop()) });
+}
+const sqliteLinked: Engine = {
+  name: 'sqlite, linked',
+  async fresh(clock) {
+    linkedFile = openSqliteFile(newSqliteFile(), clock);
+    linkedFiles.push(linkedFile);
+    return linkedView(linkedFile);
+  },
+  another: async () => linkedView(linkedFile!),
+};
 
 let cluster: Promise<Cluster> | null = null;
 /** The suites' PostgreSQL cluster, started on first use. */
@@ -68,7 +106,7 @@ const postgres: Engine = {
   another: async (clock) => track(await openPostgresStore((await sharedCluster()).url, { clock })),
 };
 
-export const ENGINES: Engine[] = [sqlite, postgres];
+export const ENGINES: Engine[] = [sqlite, sqliteLinked, postgres];
 
 /** A clock the test sets. */
 export function manualClock(t = 0) {
