@@ -16,7 +16,7 @@ describe('dispatcher flags', () => {
     expect(parse([])).toEqual({
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
       policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 600_000 },
-      secret: FILE_SECRET, secretSource: '/home/op/.rd/secret', allowOrigins: null, trustProxy: false, verbose: false,
+      secret: FILE_SECRET, secretSource: '/home/op/.rd/secret', allowOrigins: null, trustProxy: false, verbose: false, workers: 1,
     });
     expect(asked.at(-1)).toBe('/home/op/.rd/secret');
     expect(parse(['--local'])?.host).toBe('127.0.0.1');

@@ -6,6 +6,8 @@ import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '
 import { BURST_SECONDS, DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
 import { isPostgresUrl } from './open-store.ts';
 import { checkAllowedOrigin } from './origin.ts';
+import { parseProcessCount } from '../common/supervisor.ts';
+import { CORES } from './workers.ts';
 
 export interface DispatcherConfig {
   host: string;
@@ -23,6 +25,8 @@ export interface DispatcherConfig {
   trustProxy: boolean;
   /** Print a line per hand-out and client report too. */
   verbose: boolean;
+  /** Dispatcher processes sharing the port (1: this process serves, as without the flag). */
+  workers: number;
 }
 
 export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
@@ -57,6 +61,8 @@ export const DISPATCHER_USAGE = `usage: bun run dispatcher [options]
   --secret-file FILE  where the secret is kept, made (mode 0600) if missing (default
                       $${HOME_ENV}/secret or ~/.render-dispatch/secret): render servers of
                       the same user on this machine read it with no flag
+  --workers N|auto    dispatcher processes sharing the port, restarted if they die (auto: one
+                      per core, ${CORES} here; default 1)
   --verbose           also log every hand-out and client report
   --help              print this and exit
 
@@ -68,6 +74,12 @@ function parseCount(flag: string, text: string, max: number): number {
     throw new UsageError(`--${flag} must be a whole number from 0 to ${max}, got "${text}"`);
   }
   return value;
+}
+
+function parseWorkers(text: string): number {
+  const n = parseProcessCount(text, CORES);
+  if (n === null) throw new UsageError(`--workers must be auto or a whole number from 1 to 256, got "${text}"`);
+  return n;
 }
 
 function databaseUrl(text: string | undefined): string | null {
@@ -101,6 +113,7 @@ export function parseDispatcherArgs(
     secret: { type: 'string' },
     'secret-file': { type: 'string' },
     verbose: { type: 'boolean' },
+    workers: { type: 'string' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
@@ -142,5 +155,6 @@ export function parseDispatcherArgs(
     allowOrigins: allowOrigins ?? null,
     trustProxy: v['trust-proxy'] ?? false,
     verbose: v.verbose ?? false,
+    workers: v.workers ? parseWorkers(v.workers) : 1,
   };
 }

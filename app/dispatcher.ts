@@ -4,6 +4,7 @@
 // what is kept here is bookkeeping for events and sockets. Several dispatchers may share one store:
 // what another one does that frees a server reaches this one as the store's change notice.
 
+import { CLOSE } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import { createAllocator } from './allocator.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -149,13 +150,32 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     return { ok: true, server: viewOf(row, await store.now(), policy.minHealth) };
   }
 
+  // Every open socket's link, so that a dispatcher stopping can tell each why it goes.
+  const links = new Set<Link>();
+  const tracked = (link: Link, session: Session): Session => {
+    links.add(link);
+    return {
+      message: session.message,
+      closed: () => {
+        links.delete(link);
+        return session.closed();
+      },
+    };
+  };
+
   return {
     events,
     timings,
     policy,
     allocate: allocator.allocate,
-    openControl: (link: Link): Session => openControlSession(controlContext, link),
-    openStream: (link: Link, peer: Peer): Session => openStreamSession({ allocator, room, events, rateLimit, failures }, link, peer),
+    openControl: (link: Link): Session => tracked(link, openControlSession(controlContext, link)),
+    openStream: (link: Link, peer: Peer): Session => tracked(link, openStreamSession({ allocator, room, events, rateLimit, failures }, link, peer)),
+    /** Closes every socket with 1001 and `reason` (pages ask again, render servers move to another dispatcher); resolves once each session has ended. */
+    async goAway(reason: string, timeoutMs = 2000): Promise<void> {
+      for (const link of links) link.close(CLOSE.goingAway, reason);
+      const deadline = Date.now() + timeoutMs;
+      while (links.size && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    },
     sweep,
     /** Whether the lease store answers now (GET /readyz). */
     ready: (): Promise<boolean> => store.ready().catch(() => false),

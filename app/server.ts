@@ -1,10 +1,12 @@
-// The Bun adapter: the only file of the dispatcher that calls Bun.* (besides the PostgreSQL
-// engine's client). It opens the lease store, serves the Hono app with Bun's native WebSocket
-// handler, and sweeps on a timer.
+// The Bun adapter: the only file of the dispatcher that serves with Bun.* (the PostgreSQL engine's
+// client and the primary of `--workers` are the others that touch Bun). It opens the lease store
+// (or is given one, as a worker is), serves the Hono app with Bun's native WebSocket handler, and
+// sweeps on a timer.
 
 import { join } from 'node:path';
 import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
+import type { LeaseStore } from './lease-store.ts';
 import { createApp } from './http.ts';
 import { openStore } from './open-store.ts';
 import { createOriginPolicy } from './origin.ts';
@@ -29,8 +31,17 @@ export interface RunningDispatcher {
 export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timings' | 'policy' | 'secret'> &
   Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy'>>;
 
-export async function startDispatcher(config: StartOptions, clock?: Clock): Promise<RunningDispatcher> {
-  const store = await openStore(config.db, clock);
+export interface StartHow {
+  /** For tests that move time. */
+  clock?: Clock;
+  /** A store opened elsewhere (a worker's link to the primary's file); by default `config.db` is opened. */
+  store?: LeaseStore;
+  /** Share the port with other processes (the workers of `--workers N`; Linux spreads connections over them). */
+  reusePort?: boolean;
+}
+
+export async function startDispatcher(config: StartOptions, { clock, store: given, reusePort = false }: StartHow = {}): Promise<RunningDispatcher> {
+  const store = given ?? (await openStore(config.db, clock));
   const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
   // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
   let server: ReturnType<typeof Bun.serve> | null = null;
@@ -46,6 +57,7 @@ export async function startDispatcher(config: StartOptions, clock?: Clock): Prom
   server = Bun.serve({
     hostname: config.host,
     port: config.port,
+    reusePort,
     fetch: app.fetch,
     websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024 },
   });
@@ -61,6 +73,9 @@ export async function startDispatcher(config: StartOptions, clock?: Clock): Prom
     store: `${store.engine} ${store.location}`,
     async close() {
       clearInterval(sweeper);
+      // Nothing new comes in; the pages and render servers connected are told why (1001); then the port closes.
+      void listening.stop(false);
+      await dispatcher.goAway('dispatcher shutting down');
       await listening.stop(true);
       dispatcher.stop();
       await dispatcher.flush().catch(() => {});

@@ -1,0 +1,104 @@
+// `bun run dispatcher --workers N`: a primary process that starts N dispatcher processes on one
+// port and keeps them alive, and what a worker needs of it. The primary holds no socket: every
+// worker listens on the port with SO_REUSEPORT and Linux spreads new connections over them. Any
+// worker can serve any page, because leases, request ids, sticky sessions and the waiting line
+// are all in the store (no sticky routing as with Node's cluster module). On a SQLite file the
+// primary holds the file and serves each worker a view of it over Bun's IPC channel; on
+// PostgreSQL each worker is simply another dispatcher on the database. A worker that dies is
+// started again (common/supervisor.ts); SIGTERM or SIGINT has every worker drain and exit.
+
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { superviseChildren } from '../common/supervisor.ts';
+import type { DispatcherConfig } from './config.ts';
+import { hostStore } from './open-store.ts';
+import type { Channel, LinkMessage } from './store-link.ts';
+
+/** Set in a worker's environment to its number (1 … N); unset in a dispatcher run without --workers. */
+export const WORKER_ENV = 'RENDER_DISPATCH_WORKER';
+
+export const CORES = availableParallelism();
+
+const MAIN = join(import.meta.dir, 'main.ts');
+
+/** The worker's number, or null when this process is not a worker. */
+export function workerNumber(env: Record<string, string | undefined> = process.env): number | null {
+  const n = Number(env[WORKER_ENV]);
+  return Number.isInteger(n) && n >= 1 && typeof process.send === 'function' ? n : null;
+}
+
+/** A worker's end of the IPC channel to its primary. */
+export function primaryChannel(): Channel {
+  return {
+    send: (message) => void process.send!(message),
+    onMessage(listener) {
+      const handler = (message: unknown) => listener(message as LinkMessage);
+      process.on('message', handler);
+      return () => void process.off('message', handler);
+    },
+  };
+}
+
+/** A free port on `host`, for `--port 0`: the workers must all bind the same one. */
+function freePort(host: string): number {
+  const probe = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}
+
+/**
+ * Runs the primary until it is stopped; resolves with the exit code. `argv` is the command line,
+ * passed on to every worker with the port fixed.
+ */
+export async function runPrimary(config: DispatcherConfig, argv: string[]): Promise<number> {
+  const log = (line: string) => console.log(`dispatcher (primary): ${line}`);
+  const port = config.port === 0 ? freePort(config.host) : config.port;
+  const hosted = hostStore(config.db);
+  const supervisor = superviseChildren({
+    count: config.workers,
+    name: (index) => `worker ${index + 1}`,
+    log,
+    start(index) {
+      const listeners = new Set<(message: LinkMessage) => void>();
+      const child = Bun.spawn(['bun', MAIN, ...argv, '--port', String(port)], {
+        env: { ...process.env, [WORKER_ENV]: String(index + 1) },
+        stdio: ['ignore', 'inherit', 'inherit'],
+        serialization: 'advanced',
+        ipc: (message) => listeners.forEach((listener) => listener(message as LinkMessage)),
+      });
+      const served = hosted?.serve({
+        send(message) {
+          // A worker that has just died cannot be answered; its calls die with it.
+          if (child.exitCode === null && child.signalCode === null) child.send(message);
+        },
+        onMessage(listener) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
+      });
+      const exited = child.exited.then(async (code) => {
+        // The view goes with its worker: its places in the waiting line are given up at once.
+        await served?.stop().catch(() => {});
+        return child.signalCode ?? code;
+      });
+      return { pid: child.pid, exited, kill: (signal) => child.kill(signal) };
+    },
+  });
+  log(`${config.workers} worker${config.workers === 1 ? '' : 's'} sharing http://${config.host}:${port} (leases in ${hosted ? `${config.db}, held here` : 'the database'}; ${CORES} cores)`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: every worker drains and stops`);
+    await supervisor.stop();
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  const { crashLoop } = await supervisor.done;
+  hosted?.close();
+  if (crashLoop) log('every worker is crash-looping: stopping');
+  else log('stopped');
+  return crashLoop ? 1 : 0;
+}
