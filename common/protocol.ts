@@ -12,6 +12,7 @@ export const GET_SERVER_URL = 'get_server_url';
 export const NONE = 'none';
 
 export const DEFAULT_DISPATCHER_PORT = 18000;
+export const DEFAULT_RENDER_PORT = 16000;
 export const DEFAULT_DISPATCHER_URL = `ws://localhost:${DEFAULT_DISPATCHER_PORT}/stream`;
 
 /** Paths: browsers use STREAM on both processes; render servers hold CONTROL open to the dispatcher. */

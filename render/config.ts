@@ -1,8 +1,9 @@
 // The render server's command line, turned into one typed config object.
 
-import { networkInterfaces } from 'node:os';
-import { PATHS, SECRET_ENV } from '../common/protocol.ts';
+import { availableParallelism, networkInterfaces } from 'node:os';
+import { DEFAULT_DISPATCHER_PORT, DEFAULT_RENDER_PORT, PATHS, SECRET_ENV } from '../common/protocol.ts';
 import { UsageError, parseFlags, parsePort, parsePositive, parseWsUrl } from '../common/cli.ts';
+import { parseProcessCount } from '../common/supervisor.ts';
 import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/secret-file.ts';
 
 export interface RenderConfig {
@@ -17,6 +18,8 @@ export interface RenderConfig {
   spin: number;
   /** Set by --public-url; otherwise derived from the bound address once listening. */
   publicUrl: string | null;
+  /** How many render servers, on consecutive ports from `port` (1: this process is the server). */
+  count: number;
   /** The dispatcher's shared secret. */
   secret: string;
   /** Where it came from, for the start-up line (never the secret itself). */
@@ -24,11 +27,13 @@ export interface RenderConfig {
 }
 
 
+const CORES = availableParallelism();
+
 export const RENDER_USAGE = `usage: bun run render --port N [options]
 
-  --port N            port to listen on (default 16000; 0 picks a free one)
+  --port N            port to listen on (default ${DEFAULT_RENDER_PORT}; 0 picks a free one)
   --host ADDR         address to listen on (default 127.0.0.1)
-  --dispatcher URLS   the dispatcher to register with (default ws://127.0.0.1:18000), or
+  --dispatcher URLS   the dispatcher to register with (default ws://127.0.0.1:${DEFAULT_DISPATCHER_PORT}), or
                       several, comma-separated, sharing one PostgreSQL store: it holds one
                       connection and moves to the next when that one goes, keeping its lease
   --size N            frame width and height in pixels, 16-2048 (default 512)
@@ -36,6 +41,8 @@ export const RENDER_USAGE = `usage: bun run render --port N [options]
   --quality N         JPEG quality, 1-100 (default 80)
   --spin X            how fast the torus turns, 0-10 times the designed speed; 0 holds it
                       still (default 1)
+  --count N|auto      render servers to run, each its own process, on ports PORT, PORT+1, …,
+                      restarted if they crash (auto: one per core, ${CORES} here; default 1)
   --public-url URL    the ws:// URL browsers reach this server at, when it is not the bound
                       address (behind NAT or a proxy); default ws://HOST:PORT/stream
   --secret S          the dispatcher's shared secret (or the ${SECRET_ENV} environment
@@ -60,24 +67,35 @@ export function parseRenderArgs(
     quality: { type: 'string' },
     spin: { type: 'string' },
     'public-url': { type: 'string' },
+    count: { type: 'string' },
     secret: { type: 'string' },
     'secret-file': { type: 'string' },
     help: { type: 'boolean' },
   });
   if (v.help) return null;
+  const count = v.count ? parseCount(v.count) : 1;
+  if (count > 1 && v.port === '0') throw new UsageError('--count runs servers on consecutive ports from --port: give a port, not 0');
+  if (count > 1 && v['public-url']) throw new UsageError('--public-url names one server: it cannot be given with --count');
   const { secret, source } = resolveSecret(v.secret, env[SECRET_ENV], v['secret-file'] ?? defaultSecretFile(env), loadSecret);
   return {
     host: v.host ?? '127.0.0.1',
-    port: v.port ? parsePort('port', v.port) : 16000,
-    dispatchers: v.dispatcher ? v.dispatcher.split(',').map((url) => parseWsUrl('dispatcher', url.trim())) : ['ws://127.0.0.1:18000'],
+    port: v.port ? parsePort('port', v.port) : DEFAULT_RENDER_PORT,
+    dispatchers: v.dispatcher ? v.dispatcher.split(',').map((url) => parseWsUrl('dispatcher', url.trim())) : [`ws://127.0.0.1:${DEFAULT_DISPATCHER_PORT}`],
     size: v.size ? parseSize(v.size) : 512,
     fps: v.fps ? parsePositive('fps', v.fps, { max: 240 }) : 60,
     quality: v.quality ? parsePositive('quality', v.quality, { max: 100 }) : 80,
     spin: v.spin ? parseSpin(v.spin) : 1,
     publicUrl: v['public-url'] ? parseWsUrl('public-url', v['public-url']) : null,
+    count,
     secret,
     secretSource: source,
   };
+}
+
+function parseCount(text: string): number {
+  const count = parseProcessCount(text, CORES, 64);
+  if (count === null) throw new UsageError(`--count must be auto or a whole number from 1 to 64, got "${text}"`);
+  return count;
 }
 
 function parseSpin(text: string): number {

@@ -1,12 +1,15 @@
 // Entry of `bun run render` (run on Node: headless-gl cannot load in Bun). Flags in; an X display,
-// a GL renderer and a running render server out; a clean stop on SIGINT/SIGTERM.
+// a GL renderer and a running render server out; a clean stop on SIGINT/SIGTERM. With --count N it
+// is the host of N render servers instead (render/host.ts), each started with this same file.
 
 import { configFromArgv } from '../common/cli.ts';
 import { RENDER_USAGE, parseRenderArgs } from './config.ts';
 import { openHeadlessRenderer } from './headless.ts';
+import { runHost } from './host.ts';
 import { startRenderServer } from './server.ts';
 
 const config = configFromArgv('render', RENDER_USAGE, parseRenderArgs);
+if (config.count > 1) process.exit(await runHost(config, process.argv.slice(2)));
 
 const tag = `render :${config.port}`;
 const log = (message: string) => console.log(`${tag}: ${message}`);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, sampleCanvas, viewOf, type CanvasSample } from './browser-helpers.ts';
-import { ROOT, freePort, servers, startProcess, waitFor, type Proc } from './helpers.ts';
+import { ROOT, freePort, freePortRun, servers, startProcess, waitFor, type Proc } from './helpers.ts';
 
 describe('pages in Chromium against the demo', () => {
   let demo: Proc;
@@ -20,8 +20,8 @@ describe('pages in Chromium against the demo', () => {
 
   before(async () => {
     dispatcherPort = await freePort();
-    const renderPorts = [await freePort(), await freePort(), await freePort()];
-    demo = startProcess('bun', ['scripts/demo.ts', '--dispatcher-port', String(dispatcherPort), '--render-ports', renderPorts.join(','), '--db', ':memory:', '--size', '128']);
+    const renderPort = await freePortRun(3);
+    demo = startProcess('bun', ['scripts/demo.ts', '--dispatcher-port', String(dispatcherPort), '--render-port', String(renderPort), '--db', ':memory:', '--size', '128']);
     await demo.waitForOutput(/demo: ready/, 60_000);
     pageUrl = `file://${join(ROOT, 'client', 'index.html')}?dispatcher=ws://127.0.0.1:${dispatcherPort}/stream`;
     browser = await launchChromium();

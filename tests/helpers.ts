@@ -35,6 +35,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The first of `count` consecutive free loopback ports (for a render host's --port with --count). */
+export async function freePortRun(count: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await free(first + i);
+    if (ok) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports found`);
+}
+
 export async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -4,11 +4,10 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import WebSocket from 'ws';
 import { startCluster, type Cluster } from './postgres-cluster.ts';
 import {
-  askDispatcher, connectFrames, freePort, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, startRender, waitFor,
+  askDispatcher, connectFrames, freePort, freePortRun, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, startRender, waitFor,
   type Proc, type SimulatedServer,
 } from './helpers.ts';
 
@@ -181,10 +180,9 @@ describe('PostgreSQL stopped for 5 s under load', () => {
 describe('bun run demo --postgres', () => {
   test('a throwaway database, two dispatchers on it, the render servers spread over both; all gone on SIGTERM', async () => {
     // The demo's second dispatcher takes the port after the first: find a free pair.
-    let port = await freePort();
-    while (!(await portFree(port + 1))) port = await freePort();
-    const renderPorts = [await freePort(), await freePort()];
-    const demo = startProcess('bun', ['scripts/demo.ts', '--postgres', '--dispatcher-port', String(port), '--render-ports', renderPorts.join(','), '--size', '64']);
+    const port = await freePortRun(2);
+    const renderPort = await freePortRun(2);
+    const demo = startProcess('bun', ['scripts/demo.ts', '--postgres', '--dispatcher-port', String(port), '--render-port', String(renderPort), '--render-count', '2', '--size', '64']);
     try {
       await demo.waitForOutput(/demo: ready/, 90_000);
       assert.match(demo.output(), /a throwaway PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+/);
@@ -196,11 +194,3 @@ describe('bun run demo --postgres', () => {
     assert.match(demo.output(), /demo: stopped/);
   });
 });
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
