@@ -100,7 +100,10 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
 
   async function reserve(request: AllocationRequest): Promise<Grant | null> {
     const claim = await pick(request);
-    if (!claim) return null;
+    if (!claim) {
+      log('debug', `no server free${request.requestId ? ` for request ${request.requestId}` : ''}`);
+      return null;
+    }
     const url = await ticketFor(claim);
     if (request.requestId) {
       // Another dispatcher may have answered the same request meanwhile: its answer stands, this

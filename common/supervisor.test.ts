@@ -1,0 +1,94 @@
+import { describe, expect, test } from 'bun:test';
+import { parseProcessCount, superviseChildren, type Child } from './supervisor.ts';
+
+/** A child the test ends: `exit(code)`; records the signals it was sent. */
+function fakeChild(pid: number, { diesOnTerm = true } = {}) {
+  let exit!: (code: number | string) => void;
+  const exited = new Promise<number | string>((resolve) => (exit = resolve));
+  const signals: string[] = [];
+  const child: Child & { exit: typeof exit; signals: string[] } = {
+    pid, exited, signals, exit,
+    kill(signal) {
+      signals.push(signal);
+      if (signal === 'SIGKILL' || diesOnTerm) exit(signal);
+    },
+  };
+  return child;
+}
+
+const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('supervisor', () => {
+  test('starts every child, restarts one that exits after a doubling delay, and reports it', async () => {
+    const started: ReturnType<typeof fakeChild>[] = [];
+    const lines: string[] = [];
+    const supervisor = superviseChildren({
+      count: 2, name: (i) => `worker ${i + 1}`, log: (line) => lines.push(line), firstDelayMs: 10,
+      start: () => {
+        const child = fakeChild(100 + started.length);
+        started.push(child);
+        return child;
+      },
+    });
+    expect(started.length).toBe(2);
+    started[1].exit(1);
+    await tick(1);
+    expect(lines).toEqual(['worker 2 exited (1); starting it again in 10 ms']);
+    expect(supervisor.slots()[1]).toMatchObject({ state: 'restarting', pid: null, restarts: 1 });
+    await tick(20);
+    expect(started.length).toBe(3);
+    started[2].exit('SIGKILL');
+    await tick(1);
+    expect(lines.at(-1)).toBe('worker 2 exited (SIGKILL); starting it again in 20 ms');
+    await tick(30);
+    expect(supervisor.slots().map((slot) => slot.state)).toEqual(['running', 'running']);
+    await supervisor.stop();
+    expect(started.filter((child) => child.signals.length).map((child) => child.signals)).toEqual([['SIGTERM'], ['SIGTERM']]);
+  });
+
+  test('a crash loop is stopped and reported, not spun; when every child loops, done says so', async () => {
+    let starts = 0;
+    const lines: string[] = [];
+    const supervisor = superviseChildren({
+      count: 1, name: () => 'worker 1', log: (line) => lines.push(line), firstDelayMs: 1, maxDelayMs: 2, crashLoopExits: 4,
+      start: () => {
+        starts++;
+        const child = fakeChild(starts);
+        queueMicrotask(() => child.exit(1));
+        return child;
+      },
+    });
+    expect(await supervisor.done).toEqual({ crashLoop: true });
+    expect(starts).toBe(4);
+    expect(lines.at(-1)).toBe('worker 1 exited (1) 4 times within 30 s: crash loop, not restarting it');
+    expect(supervisor.slots()[0].state).toBe('crash-loop');
+  });
+
+  test('a child that does not drain after SIGTERM gets SIGKILL after the grace period', async () => {
+    const stubborn = fakeChild(7, { diesOnTerm: false });
+    const lines: string[] = [];
+    const supervisor = superviseChildren({ count: 1, name: () => 'worker 1', log: (line) => lines.push(line), stopGraceMs: 20, start: () => stubborn });
+    await supervisor.stop();
+    expect(stubborn.signals).toEqual(['SIGTERM', 'SIGKILL']);
+    expect(lines).toEqual(['pid 7 still running 0.02 s after SIGTERM: SIGKILL']);
+    expect(await supervisor.done).toEqual({ crashLoop: false });
+  });
+
+  test('a child that cannot even start counts as an exit', async () => {
+    const lines: string[] = [];
+    const supervisor = superviseChildren({
+      count: 1, name: () => 'worker 1', log: (line) => lines.push(line), firstDelayMs: 1, crashLoopExits: 2,
+      start: () => {
+        throw new Error('no such file');
+      },
+    });
+    expect(await supervisor.done).toEqual({ crashLoop: true });
+    expect(lines[0]).toBe('worker 1 could not start: no such file');
+  });
+
+  test('process counts: auto is one per core, else 1 to the limit', () => {
+    expect(parseProcessCount('auto', 2)).toBe(2);
+    expect(parseProcessCount('3', 2)).toBe(3);
+    for (const bad of ['0', '-1', '1.5', 'two', '', '257']) expect(parseProcessCount(bad, 2)).toBeNull();
+  });
+});
