@@ -64,7 +64,7 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
       const child = Bun.spawn(['bun', MAIN, ...argv, '--port', String(port)], {
         env: { ...process.env, [WORKER_ENV]: String(index + 1) },
         stdio: ['ignore', 'inherit', 'inherit'],
-        serialization: 'advanced',
+        serialization: 'json',
         ipc: (message) => listeners.forEach((listener) => listener(message as LinkMessage)),
       });
       const served = hosted?.serve({

@@ -13,6 +13,7 @@ import * as heartbeats from './heartbeats.ts';
 import * as input from './input-latency.ts';
 import * as memory from './memory.ts';
 import * as stores from './stores.ts';
+import * as workers from './workers.ts';
 
 interface Outcome {
   table: string;
@@ -49,6 +50,10 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async 'input-latency'(smoke) {
     const result = await input.runInputLatency(smoke ? input.SMOKE : input.FULL);
     return { table: input.inputLatencyTable(result), raw: result };
+  },
+  async workers(smoke) {
+    const result = await workers.runWorkers(smoke ? workers.SMOKE : workers.FULL);
+    return { table: workers.workersTable(result), raw: result };
   },
   async memory(smoke) {
     const rows = await memory.runMemory(smoke ? memory.SMOKE : memory.FULL);

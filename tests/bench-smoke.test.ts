@@ -75,4 +75,17 @@ describe('benchmark smoke runs', () => {
     assert.ok(heartbeats[1].databaseCpu !== null && heartbeats[1].databaseCpu > 0);
     assert.ok(wake.samples > 0 && wake.p99Ms > 0);
   });
+
+  test('workers: 1 and 2 workers on each store complete cycles, the file test counts cycles, every --count 3 server streams', async () => {
+    const { result } = await smoke('workers');
+    const { dispatch, file, fairness } = result as {
+      dispatch: { store: string; workers: number; cyclesPerSecond: number; cpuMsPerThousand: number }[];
+      file: { processes: number; cyclesPerSecond: number }[];
+      fairness: { fps: number[] }[];
+    };
+    assert.deepEqual(dispatch.map((r) => `${r.store} ${r.workers}`), ['SQLite 1', 'PostgreSQL 1', 'SQLite 2', 'PostgreSQL 2']);
+    assert.ok(dispatch.every((r) => r.cyclesPerSecond > 0 && r.cpuMsPerThousand > 0));
+    assert.ok(file.length === 2 && file.every((r) => r.cyclesPerSecond > 0));
+    assert.ok(fairness.every((r) => r.fps.length === 3 && r.fps.every((fps) => fps > 0)));
+  });
 });
