@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { UsageError } from '../common/cli.ts';
+import { UsageError } from '../common/flags.ts';
 import { parseDispatcherArgs } from './config.ts';
 
 const FILE_SECRET = 'from-the-secret-file-0123';
@@ -41,7 +41,9 @@ describe('dispatcher flags', () => {
     [['--ttl', 'soon'], '--ttl must be a duration such as 500ms, 3s or 10min, got "soon"'],
     [['--ttl', '1s', '--heartbeat', '2s'], '--ttl (1000ms) must be longer than --heartbeat (2000ms), or every lease lapses between beats'],
     [['--local', '--host', '0.0.0.0'], '--local listens on loopback only; it conflicts with --host 0.0.0.0'],
-    [['--colour'], "Unknown option '--colour'"],
+    [['--colour'], 'unknown option --colour'],
+    [['--workers', '0'], '--workers must be auto or a whole number from 1 to 256, got "0"'],
+    [['--port'], '--port needs a value (N)'],
     [['--min-health', '2'], '--min-health must be a number from 0 to 1, got "2"'],
     [['--max-queue', '0'], '--max-queue must be a whole number from 1 to 1000000, got "0"'],
     [['--grace', 'long'], '--grace must be a duration such as 500ms, 3s or 10min, got "long"'],

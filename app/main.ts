@@ -2,7 +2,7 @@
 // With --workers N it becomes the primary that runs N of them on one port (app/workers.ts), each
 // started with this same file and command line.
 
-import { configFromArgv } from '../common/cli.ts';
+import { configFromArgv } from '../common/node/entry.ts';
 import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
 import { SchemaTooNew } from './lease-store.ts';
 import { isPostgresUrl, openWorkerStore } from './open-store.ts';

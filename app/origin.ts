@@ -9,7 +9,7 @@
 //   pages on this machine (loopback origins, a development server) and the dispatcher's own page;
 //   --allow-origin replaces that list ("*" allows every page).
 
-import { isLoopback } from '../common/cli.ts';
+import { isLoopback } from '../common/flags.ts';
 
 export interface OriginPolicy {
   /** Origins allowed on /stream, exactly as browsers send them; null for the default list. */

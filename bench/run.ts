@@ -5,7 +5,8 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseFlags, configFromArgv, UsageError } from '../common/cli.ts';
+import { UsageError, flagTable, readFlags, usageOf } from '../common/flags.ts';
+import { configFromArgv } from '../common/node/entry.ts';
 import * as dispatch from './dispatch.ts';
 import * as failure from './failure-detection.ts';
 import * as frames from './frames.ts';
@@ -61,11 +62,15 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   },
 };
 
-const USAGE = `usage: bun run bench [${Object.keys(BENCHES).join(' | ')} …] [--smoke]`;
+const FLAGS = flagTable({
+  smoke: { help: 'run each for a few seconds, as the tests do' },
+  help: { help: 'print this and exit' },
+});
+const USAGE = usageOf(`usage: bun run bench [${Object.keys(BENCHES).join(' | ')} …] [options]`, FLAGS);
 
 const options = configFromArgv('bench', USAGE, (argv) => {
   const names = argv.filter((a) => !a.startsWith('--'));
-  const values = parseFlags(argv.filter((a) => a.startsWith('--')), { smoke: { type: 'boolean' }, help: { type: 'boolean' } });
+  const values = readFlags(argv.filter((a) => a.startsWith('--')), FLAGS);
   if (values.help) return null;
   for (const name of names) if (!BENCHES[name]) throw new UsageError(`no benchmark named ${name}`);
   return { names: names.length ? names : Object.keys(BENCHES), smoke: values.smoke ?? false };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { parseProcessCount, superviseChildren, type Child } from './supervisor.ts';
+import { superviseChildren, type Child } from './supervisor.ts';
 
 /** A child the test ends: `exit(code)`; records the signals it was sent. */
 function fakeChild(pid: number, { diesOnTerm = true } = {}) {
@@ -84,11 +84,5 @@ describe('supervisor', () => {
     });
     expect(await supervisor.done).toEqual({ crashLoop: true });
     expect(lines[0]).toBe('worker 1 could not start: no such file');
-  });
-
-  test('process counts: auto is one per core, else 1 to the limit', () => {
-    expect(parseProcessCount('auto', 2)).toBe(2);
-    expect(parseProcessCount('3', 2)).toBe(3);
-    for (const bad of ['0', '-1', '1.5', 'two', '', '257']) expect(parseProcessCount(bad, 2)).toBeNull();
   });
 });

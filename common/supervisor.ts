@@ -154,10 +154,3 @@ export function superviseChildren(options: SupervisorOptions): Supervisor {
     done,
   };
 }
-
-/** `auto` is one per core; otherwise a whole number from 1 to max. */
-export function parseProcessCount(text: string, cores: number, max = 256): number | null {
-  if (text === 'auto') return Math.max(1, cores);
-  const n = Number(text);
-  return Number.isInteger(n) && n >= 1 && n <= max ? n : null;
-}

@@ -2,7 +2,7 @@
 // a GL renderer and a running render server out; a clean stop on SIGINT/SIGTERM. With --count N it
 // is the host of N render servers instead (render/host.ts), each started with this same file.
 
-import { configFromArgv } from '../common/cli.ts';
+import { configFromArgv } from '../common/node/entry.ts';
 import { RENDER_USAGE, parseRenderArgs } from './config.ts';
 import { openHeadlessRenderer } from './headless.ts';
 import { runHost } from './host.ts';

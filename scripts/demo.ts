@@ -5,36 +5,31 @@
 // on free ports.
 
 import { join } from 'node:path';
-import { configFromArgv, parseFlags, parsePort, parsePositive } from '../common/cli.ts';
+import { flagTable, parsePort, positive, readFlags, usageOf } from '../common/flags.ts';
+import { configFromArgv } from '../common/node/entry.ts';
 import { DEFAULT_DISPATCHER_PORT, DEFAULT_RENDER_PORT } from '../common/protocol.ts';
 import { startCluster, type Cluster } from '../tests/postgres-cluster.ts';
 
-const USAGE = `usage: bun run demo [--postgres] [--dispatcher-port ${DEFAULT_DISPATCHER_PORT}] [--render-port ${DEFAULT_RENDER_PORT}] [--render-count 3] [--workers 1] [--db dispatcher.db] [--size 512] [--spin 1]`;
+const FLAGS = flagTable({
+  postgres: { help: 'a throwaway PostgreSQL and two dispatchers on it (the port given and the next) instead of the lease file' },
+  'dispatcher-port': { value: 'N', help: 'the (first) dispatcher\'s port', parse: parsePort, default: DEFAULT_DISPATCHER_PORT },
+  'render-port': { value: 'N', help: 'the first render server\'s port; the others follow it', parse: parsePort, default: DEFAULT_RENDER_PORT },
+  'render-count': { value: 'N', help: 'how many render servers', parse: positive({ max: 64 }), default: 3 },
+  // Passed on to the programs, which check them.
+  workers: { value: 'N|auto', help: 'dispatcher processes per dispatcher (--workers)', default: '1' },
+  db: { value: 'FILE', help: 'the lease file (without --postgres)', default: 'dispatcher.db' },
+  size: { value: 'N', help: 'frame width and height', default: '512' },
+  spin: { value: 'X', help: 'how fast the torus turns', default: '1' },
+  help: { help: 'print this and exit' },
+});
+const USAGE = usageOf('usage: bun run demo [options]', FLAGS);
 
 function parse(argv: string[]) {
-  const values = parseFlags(argv, {
-    'dispatcher-port': { type: 'string' },
-    'render-port': { type: 'string' },
-    'render-count': { type: 'string' },
-    workers: { type: 'string' },
-    db: { type: 'string' },
-    size: { type: 'string' },
-    spin: { type: 'string' },
-    postgres: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  if (values.help) return null;
+  const v = readFlags(argv, FLAGS);
+  if (v.help) return null;
   return {
-    dispatcherPort: values['dispatcher-port'] ? parsePort('dispatcher-port', values['dispatcher-port']) : DEFAULT_DISPATCHER_PORT,
-    renderPort: values['render-port'] ? parsePort('render-port', values['render-port']) : DEFAULT_RENDER_PORT,
-    renderCount: values['render-count'] ? parsePositive('render-count', values['render-count'], { max: 64 }) : 3,
-    // Passed to each dispatcher, which checks it.
-    workers: values.workers ?? '1',
-    db: values.db ?? 'dispatcher.db',
-    // Passed to each render server, which checks it.
-    size: values.size ?? '512',
-    spin: values.spin ?? '1',
-    postgres: values.postgres ?? false,
+    dispatcherPort: v['dispatcher-port'], renderPort: v['render-port'], renderCount: v['render-count'], workers: v.workers, db: v.db, size: v.size,
+    spin: v.spin, postgres: v.postgres,
   };
 }
 

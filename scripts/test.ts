@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { HOME_ENV } from '../common/secret-file.ts';
+import { HOME_ENV } from '../common/node/secret-file.ts';
 
 const root = join(import.meta.dir, '..');
 const testsIn = (dir: string): string[] =>
@@ -26,8 +26,8 @@ const lastNumber = (output: string, pattern: RegExp): number | null => {
 
 const steps: Step[] = [
   {
-    name: 'typecheck',
-    cmd: ['node_modules/.bin/tsc', '--noEmit', '-p', '.'],
+    name: 'typecheck (each layer on its runtime)',
+    cmd: ['bun', 'scripts/typecheck.ts'],
     count: () => null,
   },
   {

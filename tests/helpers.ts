@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { encode } from '../common/protocol.ts';
-import { defaultSecretFile, loadOrCreateSecret } from '../common/secret-file.ts';
+import { defaultSecretFile, loadOrCreateSecret } from '../common/node/secret-file.ts';
 
 export const ROOT = join(import.meta.dirname, '..');
 

@@ -9,7 +9,7 @@ import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, rmSync, writeF
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { UsageError, checkSecret } from './cli.ts';
+import { UsageError, checkSecret } from '../flags.ts';
 
 /** Overrides the folder of the default secret file (tests and side-by-side installs use it). */
 export const HOME_ENV = 'RENDER_DISPATCH_HOME';
