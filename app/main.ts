@@ -29,7 +29,10 @@ async function start() {
     }
   }
 }
-const running = await start();
+const running = await start().catch((error: unknown) => {
+  console.error(`${tag}: cannot start: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+});
 const { events } = running.dispatcher;
 events.on('log', ({ level, message }) => {
   if (level === 'debug' && !config.verbose) return;
