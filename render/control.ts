@@ -37,6 +37,7 @@ export interface ControlOptions {
   targetFps: number;
   /** Shared secret the dispatcher asks of render servers. */
   secret: string;
+  /** Read when it registers and at every heartbeat, from start() on: it must answer before any client or frame. */
   health(): Health;
   log(message: string): void;
   now?: () => number;

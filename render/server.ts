@@ -1,7 +1,8 @@
 // The Node adapter of the render server: the only file that binds sockets. It serves a small
-// Hono app over @hono/node-server, admits the one client at the WebSocket upgrade (refusing with
-// an HTTP status and reason before any socket exists), and wires the frame stream to the
-// dispatcher's control channel.
+// Hono app over @hono/node-server, checks the one client's ticket at the WebSocket upgrade
+// (refusing with an HTTP status and reason before any socket exists) before handing the upgrade
+// to the client slot, and wires the frame stream, the slot and the dispatcher's control channel
+// together.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -17,6 +18,7 @@ import { createControlClient } from './control.ts';
 import type { Renderer } from './renderer.ts';
 import { encodeJpeg } from './encoder.ts';
 import { poseAt } from './scene.ts';
+import { createClientSlot } from './slot.ts';
 import { createFrameStream } from './stream.ts';
 import { createTicketGate } from './tickets.ts';
 
@@ -41,6 +43,11 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   const id = randomUUID();
   let publicUrl = config.publicUrl ?? '';
 
+  // Each part is made from the ones before it, none from one after: the stream first, so that
+  // control reads real stats (zeros until there is something to measure) whenever it asks; the
+  // slot, which drives the stream and reports its client through control; the gate, which claims
+  // the slot.
+  const stream = createFrameStream({ id, renderer, fps: config.fps, quality: config.quality, spin: config.spin, log });
   const control = createControlClient({
     dispatchers: config.dispatchers,
     id,
@@ -55,12 +62,8 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     },
     log,
   });
-  const stream = createFrameStream({
-    id,
-    renderer,
-    fps: config.fps,
-    quality: config.quality,
-    spin: config.spin,
+  const slot = createClientSlot({
+    stream,
     onClient: (event) => {
       log(`client ${event}`);
       control.reportClient(event);
@@ -72,7 +75,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
       const keyring = control.keyring();
       return keyring ? { id, ...keyring } : null;
     },
-    claim: stream.claim,
+    claim: slot.claim,
   });
 
   const app = new Hono();
@@ -89,13 +92,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     gate.admit(url).then(
       (admission) => {
         if (!admission.ok) return refuse(socket, admission.status, admission.reason);
-        // The slot is claimed: give it back if the handshake dies before it completes.
-        const early = () => stream.release();
-        socket.once('close', early);
-        wss.handleUpgrade(request, socket, head, (ws) => {
-          socket.off('close', early);
-          stream.attach(ws, admission.session);
-        });
+        slot.attach(socket, admission.session, (attach) => wss.handleUpgrade(request, socket, head, attach));
       },
       (error) => refuse(socket, 500, `could not check the ticket: ${error}`),
     );
@@ -122,7 +119,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
       control.drain();
       stream.stop();
       await control.stop();
-      stream.closeClient(CLOSE.goingAway, reason);
+      slot.closeClient(CLOSE.goingAway, reason);
       wss.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -1,12 +1,13 @@
 // The frame loop for the render server's one client: draw, read, flip, encode, send, one complete
-// JPEG per binary message (with its metadata in a comment segment). It runs only while a client
-// is attached, paces itself to the target fps, and skips frames instead of queueing them when
-// the client reads slower than we draw. The client steers the camera with small JSON messages;
-// a bad one is answered with an error and never touches the frame loop.
+// JPEG per binary message (with its metadata in a comment segment). It runs only between the
+// client slot's start and end (slot.ts decides who the client is), paces itself to the target fps,
+// and skips frames instead of queueing them when the client reads slower than we draw. The client
+// steers the camera with small JSON messages; a bad one is answered with an error and never
+// touches the frame loop. Its stats are good to read from the moment it is created.
 
 import type WebSocket from 'ws';
 import { withFrameMeta } from '../common/frame-meta.ts';
-import { CLOSE, DEFAULT_CAMERA, encode, parseBrowserToRender, type Camera, type ClientState, type RenderToBrowser } from '../common/protocol.ts';
+import { DEFAULT_CAMERA, encode, parseBrowserToRender, type Camera, type ClientState, type RenderToBrowser } from '../common/protocol.ts';
 import { encodeJpeg } from './encoder.ts';
 import type { Renderer } from './renderer.ts';
 import { poseAt } from './scene.ts';
@@ -20,7 +21,6 @@ export interface StreamOptions {
   spin: number;
   /** Bytes the socket may hold unsent before frames are skipped. */
   maxBuffered?: number;
-  onClient(event: 'connected' | 'gone'): void;
   log(message: string): void;
 }
 
@@ -40,14 +40,12 @@ const STATS_WINDOW_MS = 1000;
 const IDLE_PROBE_MS = 1000;
 const PROBE_WEIGHT = 0.3;
 
-export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffered = 4 * 1024 * 1024, onClient, log }: StreamOptions) {
+export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffered = 4 * 1024 * 1024, log }: StreamOptions) {
   const intervalMs = 1000 / fps;
   const epoch = Date.now();
   const pose = () => poseAt((Date.now() - epoch) / 1000, spin);
+  // The client streamed to, between start and end.
   let client: WebSocket | null = null;
-  // Set from the moment a ticket is admitted, before the handshake ends, so that two racing
-  // upgrades can never both get in.
-  let claimed = false;
   let stats: StreamStats = { fps: 0, frameMs: 0, framesSent: 0, framesSkipped: 0, client: 'none' };
   let sample = { start: performance.now(), frames: 0, workMs: 0 };
   // The camera outlives a client of the same session: a page that reloads finds its view as it left it.
@@ -106,39 +104,21 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   }
 
   const idleProbe = setInterval(() => {
-    if (claimed) return;
+    if (client) return;
     const start = performance.now();
     encodeJpeg(renderer.readFrame(pose(), camera), renderer.size, quality).then(
       () => {
         // Smoothed, so that one frame slowed by a passing load does not make the server look sick.
         const took = performance.now() - start;
-        if (!claimed) stats.frameMs = stats.frameMs ? stats.frameMs * (1 - PROBE_WEIGHT) + took * PROBE_WEIGHT : took;
+        if (!client) stats.frameMs = stats.frameMs ? stats.frameMs * (1 - PROBE_WEIGHT) + took * PROBE_WEIGHT : took;
       },
       (error) => log(`idle probe frame failed: ${error instanceof Error ? error.message : error}`),
     );
   }, IDLE_PROBE_MS);
 
-  function detach(ws: WebSocket): void {
-    if (client !== ws) return;
-    client = null;
-    claimed = false;
-    stats = { ...stats, fps: 0, client: 'none' };
-    onClient('gone');
-  }
-
   return {
-    /** Reserves the one client slot; false if it is taken. */
-    claim(): boolean {
-      if (claimed) return false;
-      claimed = true;
-      return true;
-    },
-    /** Gives the slot back when an admitted handshake did not complete. */
-    release(): void {
-      if (!client) claimed = false;
-    },
-    /** Starts streaming to the admitted client; `session` is the page's session from its ticket. */
-    attach(ws: WebSocket, session: string | null): void {
+    /** Streams to the client the slot gives it until `end`; `session` is the page's session from its ticket. Rejects if drawing fails. */
+    start(ws: WebSocket, session: string | null): Promise<void> {
       client = ws;
       if (session === null || session !== cameraSession) {
         camera = DEFAULT_CAMERA;
@@ -148,21 +128,17 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       frameSeq = 0;
       stats = { ...stats, client: 'connected' };
       sample = { start: performance.now(), frames: 0, workMs: 0 };
-      onClient('connected');
-      ws.on('close', () => detach(ws));
-      ws.on('error', () => detach(ws));
       ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));
       ws.send(encode({ type: 'hello', id, size: renderer.size, targetFps: fps, camera }));
-      run(ws).catch((error) => {
-        log(`frame loop failed: ${error instanceof Error ? error.message : error}`);
-        ws.close(CLOSE.goingAway, 'render server failed to draw');
-        detach(ws);
-      });
+      return run(ws);
     },
-    /** Closes the client, if any, with a code and reason. */
-    closeClient(code: number, reason: string): void {
-      client?.close(code, reason);
+    /** Stops streaming to a client that is gone. */
+    end(ws: WebSocket): void {
+      if (client !== ws) return;
+      client = null;
+      stats = { ...stats, fps: 0, client: 'none' };
     },
+    /** A copy of the stats: zeros and client 'none' until there is something to measure. */
     stats: (): StreamStats => ({ ...stats }),
     stop(): void {
       clearInterval(idleProbe);

@@ -10,7 +10,7 @@ import { TICKET_PARAM } from '../common/protocol.ts';
 export type Admission = { ok: true; jti: string; session: string | null } | { ok: false; status: number; reason: string };
 
 export interface TicketGate {
-  /** Checks the upgrade request's URL; a ticket that passes is spent and the client slot taken. */
+  /** Checks the upgrade request's URL; a ticket that passes is spent and the client slot claimed. */
   admit(url: URL): Promise<Admission>;
 }
 
@@ -20,7 +20,7 @@ export const TICKET_SKEW_S = 2;
 export interface GateOptions {
   /** This server's id, the keys its tickets may be signed with, and the claim period; null before registering. */
   identity(): { id: string; keys: string[]; claimMs: number } | null;
-  /** Takes the one client slot; false while a client holds it. */
+  /** Claims the one client slot (slot.ts); false while it is claimed or held. */
   claim(): boolean;
   now?: () => number;
 }

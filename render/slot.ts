@@ -1,0 +1,74 @@
+// The render server's one client slot, and the only code that changes who holds it. A render
+// server streams to one browser at a time. The slot is claimed when the ticket gate admits a
+// ticket, before the WebSocket handshake, so that two racing upgrades can never both get in; it is
+// held by the client's socket once the handshake completes; and it is free again when that socket
+// closes or errors, when its frame loop fails (the client is closed with 1001 first), or when the
+// handshake dies before it completes.
+
+import type { Duplex } from 'node:stream';
+import type WebSocket from 'ws';
+import { CLOSE } from '../common/protocol.ts';
+
+/** What the slot drives while a client holds it: the frame stream (stream.ts). */
+export interface SlotStream {
+  /** Streams to the client; `session` is the page's session from its ticket. Rejects if drawing fails. */
+  start(ws: WebSocket, session: string | null): Promise<void>;
+  /** Stops streaming to a client that is gone. */
+  end(ws: WebSocket): void;
+}
+
+export interface SlotOptions {
+  stream: SlotStream;
+  /** Told once a client holds the slot, and once it is gone. */
+  onClient(event: 'connected' | 'gone'): void;
+  log(message: string): void;
+}
+
+export function createClientSlot({ stream, onClient, log }: SlotOptions) {
+  // Free; claimed by an admitted ticket whose handshake is under way; or held by a client's socket.
+  let holder: 'free' | 'claimed' | WebSocket = 'free';
+
+  function release(ws: WebSocket): void {
+    if (holder !== ws) return;
+    holder = 'free';
+    stream.end(ws);
+    onClient('gone');
+  }
+
+  return {
+    /** Takes the slot for an admitted ticket; false while it is claimed or held. */
+    claim(): boolean {
+      if (holder !== 'free') return false;
+      holder = 'claimed';
+      return true;
+    },
+    /**
+     * Gives the claimed slot to the upgrading `socket`: `handshake` completes the WebSocket upgrade
+     * (ws's handleUpgrade) and hands over the WebSocket, which then holds the slot and is streamed
+     * to. If the socket closes before the handshake completes, the slot is free again.
+     */
+    attach(socket: Duplex, session: string | null, handshake: (attach: (ws: WebSocket) => void) => void): void {
+      if (holder !== 'claimed') throw new Error('the client slot must be claimed before a socket is attached');
+      const early = () => {
+        if (holder === 'claimed') holder = 'free';
+      };
+      socket.once('close', early);
+      handshake((ws) => {
+        socket.off('close', early);
+        holder = ws;
+        ws.on('close', () => release(ws));
+        ws.on('error', () => release(ws));
+        onClient('connected');
+        stream.start(ws, session).catch((error) => {
+          log(`frame loop failed: ${error instanceof Error ? error.message : error}`);
+          ws.close(CLOSE.goingAway, 'render server failed to draw');
+          release(ws);
+        });
+      });
+    },
+    /** Closes the client, if one holds the slot, with a code and reason; the slot is free once it has closed. */
+    closeClient(code: number, reason: string): void {
+      if (typeof holder === 'object') holder.close(code, reason);
+    },
+  };
+}
