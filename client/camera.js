@@ -7,12 +7,19 @@
   var RADIANS_PER_PIXEL = 0.01;
   var ZOOM_PER_WHEEL_UNIT = 0.001;
 
+  /** @param {number} value @param {number} min @param {number} max */
   function clamp(value, min, max) {
     return Math.min(max, Math.max(min, value));
   }
 
+  /**
+   * @param {HTMLElement} element
+   * @param {(camera: RenderDispatch.Camera) => void} onChange
+   * @returns {RenderDispatch.CameraControl}
+   */
   function createCameraControl(element, onChange) {
     var camera = { yaw: P.DEFAULT_CAMERA.yaw, pitch: P.DEFAULT_CAMERA.pitch, distance: P.DEFAULT_CAMERA.distance };
+    /** @type {{ x: number, y: number } | null} */
     var drag = null;
     var scheduled = false;
 

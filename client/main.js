@@ -5,14 +5,32 @@
 'use strict';
 (function () {
   var P = window.RenderDispatchProtocol;
-  var canvas = document.getElementById('frame');
-  var context = canvas.getContext('2d');
-  var statusEl = document.getElementById('status');
-  var serverEl = document.getElementById('server');
-  var waitButton = document.getElementById('wait');
-  var retryButton = document.getElementById('retry');
-  var statsButton = document.getElementById('stats-toggle');
-  var overlay = document.getElementById('stats');
+
+  /** @param {string} problem @returns {never} */
+  function fail(problem) {
+    throw new Error(problem);
+  }
+
+  /**
+   * index.html's element with this id, which must be of this kind.
+   * @template {HTMLElement} T
+   * @param {string} id
+   * @param {{ new (): T, prototype: T }} kind
+   * @returns {T}
+   */
+  function element(id, kind) {
+    var found = document.getElementById(id);
+    return found instanceof kind ? found : fail('index.html has no ' + kind.name + ' #' + id);
+  }
+
+  var canvas = element('frame', HTMLCanvasElement);
+  var context = canvas.getContext('2d') || fail('the canvas has no 2d context');
+  var statusEl = element('status', HTMLElement);
+  var serverEl = element('server', HTMLElement);
+  var waitButton = element('wait', HTMLButtonElement);
+  var retryButton = element('retry', HTMLButtonElement);
+  var statsButton = element('stats-toggle', HTMLButtonElement);
+  var overlay = element('stats', HTMLPreElement);
 
   function dispatcherUrl() {
     var given = new URLSearchParams(location.search).get('dispatcher');
@@ -23,6 +41,7 @@
     return P.DEFAULT_DISPATCHER_URL;
   }
 
+  /** @type {RenderDispatch.PageView} */
   var view = window.renderDispatch = {
     state: 'idle', message: '', framesShown: 0, fps: 0, server: null,
     position: null, queueSize: null, estimateMs: null, camera: null, session: null,
@@ -33,6 +52,11 @@
   };
   var HISTORY = 20;
 
+  /**
+   * @param {RenderDispatch.State} state
+   * @param {string} message
+   * @param {RenderDispatch.StateDetails} [details]
+   */
   function setState(state, message, details) {
     details = details || {};
     if (state === 'notice') {
@@ -49,8 +73,8 @@
       view.server = details.server;
       serverEl.textContent = 'Render server: ' + details.server;
     }
-    view.position = state === 'waiting' ? details.position : null;
-    view.queueSize = state === 'waiting' ? details.size : null;
+    view.position = state === 'waiting' && details.position !== undefined ? details.position : null;
+    view.queueSize = state === 'waiting' && details.size !== undefined ? details.size : null;
     view.estimateMs = state === 'waiting' && details.estimateMs !== undefined ? details.estimateMs : null;
     statusEl.dataset.state = state;
     statusEl.textContent = message + (state === 'none' && details.reason && details.reason !== 'no render server is free' ? ' (' + details.reason + ')' : '');
@@ -59,6 +83,7 @@
   }
 
   var stats = window.RenderDispatchStats();
+  /** @type {RenderDispatch.Session} */
   var session;
   var camera = window.RenderDispatchCamera(canvas, function (next) {
     view.camera = next;
@@ -70,9 +95,11 @@
   // Decode at most one frame at a time and keep only the newest waiting: a page that falls
   // behind skips frames instead of queueing them.
   var decoding = false;
+  /** @type {{ buffer: ArrayBuffer, meta: RenderDispatch.Frame | null } | null} */
   var waiting = null;
   var lastStatusAt = 0;
 
+  /** @param {ArrayBuffer} buffer @param {RenderDispatch.Frame | null} meta */
   function show(buffer, meta) {
     if (decoding) {
       waiting = { buffer: buffer, meta: meta };
@@ -108,6 +135,7 @@
     });
   }
 
+  /** @param {number} bytes */
   function kib(bytes) {
     return (bytes / 1024).toFixed(1) + ' KiB';
   }

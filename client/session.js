@@ -6,7 +6,9 @@
 (function () {
   var P = window.RenderDispatchProtocol;
   var SESSION_KEY = 'render-dispatch.session';
-  // Retry delays after a failure, growing while failures follow each other quickly.
+  // Retry delays after a failure, growing while failures follow each other quickly: the first
+  // retry is at once (a dispatcher that stopped has a sibling on the same port, a server that went
+  // away leaves others free), the last delay repeats.
   var RETRY_MS = [0, 500, 1000, 2000, 4000];
   var STABLE_MS = 10000;
 
@@ -26,6 +28,7 @@
     }
   }
 
+  /** @param {CloseEvent} event */
   function describeClose(event) {
     if (event.code === P.CLOSE.goingAway) return 'it is shutting down' + (event.reason ? ' (' + event.reason + ')' : '');
     if (event.code === 1006) return 'the connection was lost';
@@ -33,26 +36,35 @@
   }
 
   /**
-   * on: { state(name, message, details), hello(hello), frame(buffer, meta), pong(offsetMs) }
+   * @param {string} dispatcherUrl
+   * @param {RenderDispatch.SessionEvents} on
+   * @returns {RenderDispatch.Session}
    */
   function createSession(dispatcherUrl, on) {
     var session = loadSession();
+    /** @type {WebSocket | null} */
     var render = null;
     var failures = 0;
     var streamingSince = 0;
     var seq = 0;
     var leaving = false;
 
+    /**
+     * @param {boolean} wait
+     * @param {string} [requestId] kept across retries, so a server reserved for it is not reserved twice
+     * @param {number} [attempt] how many times the dispatcher could not be reached for it
+     */
     function ask(wait, requestId, attempt) {
       requestId = requestId || randomId();
       attempt = attempt || 0;
       var answered = false;
+      /** @type {WebSocket} */
       var ws;
       on.state('connecting', 'Connecting to the dispatcher…');
       try {
         ws = new WebSocket(dispatcherUrl);
       } catch (error) {
-        on.state('error', 'Bad dispatcher URL ' + dispatcherUrl + ': ' + error.message);
+        on.state('error', 'Bad dispatcher URL ' + dispatcherUrl + ': ' + (error instanceof Error ? error.message : String(error)));
         return;
       }
       ws.onopen = function () {
@@ -84,10 +96,11 @@
         // server already reserved for it is not reserved twice.
         if (attempt >= RETRY_MS.length) return on.state('disconnected', 'Could not reach the dispatcher at ' + dispatcherUrl + '.', { canRetry: true });
         on.state('reconnecting', (answered ? 'Lost the dispatcher while waiting' : 'Cannot reach the dispatcher yet') + '; trying again…');
-        setTimeout(function () { ask(wait, requestId, attempt + 1); }, RETRY_MS[attempt] || 1000);
+        setTimeout(function () { ask(wait, requestId, attempt + 1); }, RETRY_MS[attempt]);
       };
     }
 
+    /** @param {RenderDispatch.Queued} queued */
     function waitingText(queued) {
       var ahead = queued.position - 1;
       var text = ahead === 0 ? 'Waiting for a render server: you are next' : 'Waiting for a render server: ' + ahead + ' ahead of you';
@@ -95,6 +108,7 @@
       return text + '.';
     }
 
+    /** @param {string} url */
     function connect(url) {
       var shown = new URL(url);
       shown.search = '';
@@ -127,11 +141,16 @@
       };
     }
 
+    /** @param {string} message */
     function retry(message) {
-      failures = Date.now() - streamingSince > STABLE_MS ? 0 : failures + 1;
+      // A stream that lasted forgives the failures before it; one refused at the door
+      // (streamingSince 0) does not, or a server that keeps refusing would be asked without pause.
+      if (streamingSince && Date.now() - streamingSince > STABLE_MS) failures = 0;
       streamingSince = 0;
       on.state('reconnecting', message);
-      setTimeout(function () { ask(true); }, RETRY_MS[Math.min(failures, RETRY_MS.length - 1)]);
+      var delay = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
+      failures += 1;
+      setTimeout(function () { ask(true); }, delay);
     }
 
     window.addEventListener('pagehide', function () {

@@ -7,14 +7,19 @@
   var WINDOW_MS = 1000;
   var LATENCY_WEIGHT = 0.2;
 
+  /** @returns {RenderDispatch.Stats} */
   function createStats() {
-    var recent = []; // { at, bytes } of the frames shown in the last second
+    /** @type {{ at: number, bytes: number }[]} */
+    var recent = []; // the frames shown in the last second
     var clockOffsetMs = 0; // the server's clock minus ours
+    /** @type {number | null} */
     var latencyMs = null;
     var serverFps = 0;
     var lastBytes = 0;
+    /** @type {Record<number, number>} */
     var inputsSent = {}; // seq -> when it was sent
     var awaitedSeq = -1;
+    /** @type {number | null} */
     var inputLatencyMs = null;
 
     return {

@@ -5,7 +5,7 @@
 
 import { join } from 'node:path';
 
-export const PROJECTS = ['common', 'common/node', 'app', 'render', '.'];
+export const PROJECTS = ['common', 'common/node', 'app', 'render', 'client', '.'];
 
 const root = join(import.meta.dir, '..');
 let failed = 0;
