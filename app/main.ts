@@ -11,8 +11,13 @@ import { primaryChannel, runPrimary, workerNumber } from './workers.ts';
 
 const config = configFromArgv('dispatcher', DISPATCHER_USAGE, parseDispatcherArgs);
 const worker = workerNumber();
-if (worker === null && config.workers > 1) process.exit(await runPrimary(config, process.argv.slice(2)));
 const tag = worker === null ? 'dispatcher' : `dispatcher ${worker}`;
+const cannotStart = (error: unknown): never => {
+  console.error(`${tag}${worker === null && config.workers > 1 ? ' (primary)' : ''}: cannot start: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+};
+if (worker === null && config.workers > 1) process.exit(await runPrimary(config, process.argv.slice(2)).catch(cannotStart));
+let workerStore: Awaited<ReturnType<typeof openWorkerStore>> | null = null;
 
 // A database that is not up yet is waited for, not a reason to exit: dispatchers are often started
 // alongside it.
@@ -20,7 +25,8 @@ async function start() {
   for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
     try {
       if (worker === null) return await startDispatcher(config);
-      return await startDispatcher(config, { store: await openWorkerStore(config.db, primaryChannel()), reusePort: true });
+      workerStore = await openWorkerStore(config.db, primaryChannel());
+      return await startDispatcher(config, { store: workerStore, reusePort: true });
     } catch (error) {
       // A file or a schema this release cannot use will not get better by waiting.
       if (!isPostgresUrl(config.db) || error instanceof SchemaTooNew) throw error;
@@ -29,10 +35,7 @@ async function start() {
     }
   }
 }
-const running = await start().catch((error: unknown) => {
-  console.error(`${tag}: cannot start: ${error instanceof Error ? error.message : error}`);
-  process.exit(1);
-});
+const running = await start().catch(cannotStart);
 const { events } = running.dispatcher;
 events.on('log', ({ level, message }) => {
   if (level === 'debug' && !config.verbose) return;
@@ -52,4 +55,9 @@ async function stop(signal: string) {
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
 // A worker whose primary is gone stops too: nobody would restart it, and on SQLite its store went with the primary.
-if (worker !== null) process.on('disconnect', () => void stop('primary gone'));
+if (worker !== null) {
+  process.on('disconnect', () => {
+    workerStore?.disconnected();
+    void stop('primary gone');
+  });
+}

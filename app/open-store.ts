@@ -48,7 +48,11 @@ export function hostStore(db: string): HostedStore | null {
   };
 }
 
-/** A worker's store: its view of the primary's file over `channel`, or `db` opened as any dispatcher would. */
-export async function openWorkerStore(db: string, channel: Channel): Promise<LeaseStore> {
-  return isPostgresUrl(db) ? openStore(db) : linkedStore(channel, { engine: 'sqlite', location: `${db} (held by the primary)` });
+/**
+ * A worker's store: its view of the primary's file over `channel`, or `db` opened as any dispatcher
+ * would. `disconnected` is for when the primary is gone: calls on its file then fail at once.
+ */
+export async function openWorkerStore(db: string, channel: Channel): Promise<LeaseStore & { disconnected(): void }> {
+  if (isPostgresUrl(db)) return { ...(await openStore(db)), disconnected() {} };
+  return linkedStore(channel, { engine: 'sqlite', location: `${db} (held by the primary)` });
 }

@@ -15,7 +15,8 @@ export interface Channel {
 }
 
 export type LinkMessage =
-  | { t: 'call'; id: number; method: string; args: unknown[] }
+  /** `unset`: the places of arguments left undefined (JSON would make them null, which is not "the default"). */
+  | { t: 'call'; id: number; method: string; args: unknown[]; unset?: number[] }
   | { t: 'result'; id: number; value: unknown }
   | { t: 'error'; id: number; name: string; message: string }
   | { t: 'change'; change: Change };
@@ -37,7 +38,7 @@ function lookup(store: LeaseStore, method: string): Callable | null {
     requests: { of: store.requests, names: MEMO_METHODS },
     waiting: { of: store.waiting, names: WAITING_METHODS },
   };
-  const entry = table[scope];
+  const entry = Object.hasOwn(table, scope) ? table[scope] : null;
   if (!entry || !entry.names.includes(name)) return null;
   const fn = (entry.of as Record<string, Callable>)[name];
   return fn.bind(entry.of);
@@ -45,21 +46,32 @@ function lookup(store: LeaseStore, method: string): Callable | null {
 
 /** Answers the calls arriving on `channel` with `store`, and passes its change notices on. Returns the stop. */
 export function serveStore(store: LeaseStore, channel: Channel): () => void {
+  // The other end may be gone by the time an answer is ready: its answers go nowhere.
+  const send = (message: LinkMessage) => {
+    try {
+      channel.send(message);
+    } catch {
+      // nobody to tell
+    }
+  };
   const stopListening = channel.onMessage((message) => {
-    if (message.t !== 'call') return;
-    const { id, method, args } = message;
-    const fn = lookup(store, method);
+    if (message?.t !== 'call') return;
+    const { id, method, args, unset = [] } = message;
+    const fn = typeof method === 'string' && Array.isArray(args) ? lookup(store, method) : null;
     if (!fn) {
-      channel.send({ t: 'error', id, name: 'TypeError', message: `no store method "${method}"` });
+      send({ t: 'error', id, name: 'TypeError', message: `no store method "${method}" taking an argument list` });
       return;
     }
-    fn(...args).then(
-      (value) => channel.send({ t: 'result', id, value }),
-      (error: unknown) => {
-        const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
-        channel.send({ t: 'error', id, name, message });
-      },
-    );
+    for (const index of Array.isArray(unset) ? unset : []) if (Number.isInteger(index) && index >= 0 && index < args.length) args[index] = undefined;
+    Promise.resolve()
+      .then(() => fn(...args))
+      .then(
+        (value) => send({ t: 'result', id, value }),
+        (error: unknown) => {
+          const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
+          send({ t: 'error', id, name, message });
+        },
+      );
   });
   const stopChanges = store.onChange((change) => channel.send({ t: 'change', change }));
   return () => {
@@ -103,10 +115,15 @@ export function linkedStore(channel: Channel, served: { engine: string; location
       new Promise((resolve, reject) => {
         if (closed) return reject(new StoreLinkClosed());
         const id = nextId++;
-        pending.set(id, { resolve, reject });
-        // Trailing undefined arguments are dropped: they mean "the default" on both sides.
+        // Undefined means "the default": trailing ones are dropped, others are named.
         while (args.length && args[args.length - 1] === undefined) args.pop();
-        channel.send({ t: 'call', id, method, args });
+        const unset = args.flatMap((arg, index) => (arg === undefined ? [index] : []));
+        try {
+          channel.send({ t: 'call', id, method, args, ...(unset.length ? { unset } : {}) });
+          pending.set(id, { resolve, reject });
+        } catch (error) {
+          reject(error instanceof Error ? error : new StoreLinkClosed());
+        }
       });
   const methods = (names: readonly string[], prefix = '') => Object.fromEntries(names.map((name) => [name, call(prefix + name)]));
   const disconnected = () => {

@@ -39,12 +39,20 @@ export function primaryChannel(): Channel {
   };
 }
 
-/** A free port on `host`, for `--port 0`: the workers must all bind the same one. */
-function freePort(host: string): number {
-  const probe = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
+/**
+ * The port the workers will share: a free one for `--port 0`, else the one given, which must be
+ * free. Bound here once without SO_REUSEPORT, so that a port another dispatcher's workers already
+ * share is refused rather than joined (two primaries on one SQLite file would each think it theirs).
+ */
+function portForWorkers(host: string, port: number): number {
+  try {
+    const probe = Bun.listen({ hostname: host, port, socket: { data() {} } });
+    const bound = probe.port;
+    probe.stop(true);
+    return bound;
+  } catch {
+    throw new Error(`port ${port} on ${host} is in use`);
+  }
 }
 
 /**
@@ -53,7 +61,7 @@ function freePort(host: string): number {
  */
 export async function runPrimary(config: DispatcherConfig, argv: string[]): Promise<number> {
   const log = (line: string) => console.log(`dispatcher (primary): ${line}`);
-  const port = config.port === 0 ? freePort(config.host) : config.port;
+  const port = portForWorkers(config.host, config.port);
   const hosted = hostStore(config.db);
   const supervisor = superviseChildren({
     count: config.workers,

@@ -20,6 +20,8 @@ describe('flag tables', () => {
 
   test.each([
     [['--nope'], 'unknown option --nope'],
+    [['--constructor'], 'unknown option --constructor'],
+    [['--__proto__'], 'unknown option --__proto__'],
     [['port'], 'unexpected argument "port"'],
     [['--port'], '--port needs a value (N)'],
     [['--port', '--verbose'], '--port needs a value (N)'],

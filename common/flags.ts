@@ -47,7 +47,7 @@ export function readFlags<T extends FlagTable>(argv: string[], table: T, env: En
     if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"`);
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq === -1 ? undefined : eq);
-    const flag = table[name];
+    const flag = Object.hasOwn(table, name) ? table[name] : undefined;
     if (!flag) throw new UsageError(`unknown option --${name}`);
     if (!flag.value) {
       if (eq !== -1) throw new UsageError(`--${name} takes no value`);

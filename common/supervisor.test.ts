@@ -17,13 +17,20 @@ function fakeChild(pid: number, { diesOnTerm = true } = {}) {
 }
 
 const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits for `condition`, at most 2 s. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    if (waited > 2000) throw new Error('condition not met within 2 s');
+    await tick();
+  }
+}
 
 describe('supervisor', () => {
   test('starts every child, restarts one that exits after a doubling delay, and reports it', async () => {
     const started: ReturnType<typeof fakeChild>[] = [];
     const lines: string[] = [];
     const supervisor = superviseChildren({
-      count: 2, name: (i) => `worker ${i + 1}`, log: (line) => lines.push(line), firstDelayMs: 10,
+      count: 2, name: (i) => `worker ${i + 1}`, log: (line) => lines.push(line), firstDelayMs: 200,
       start: () => {
         const child = fakeChild(100 + started.length);
         started.push(child);
@@ -32,18 +39,42 @@ describe('supervisor', () => {
     });
     expect(started.length).toBe(2);
     started[1].exit(1);
-    await tick(1);
-    expect(lines).toEqual(['worker 2 exited (1); starting it again in 10 ms']);
+    await until(() => lines.length === 1);
+    expect(lines).toEqual(['worker 2 exited (1); starting it again in 200 ms']);
     expect(supervisor.slots()[1]).toMatchObject({ state: 'restarting', pid: null, restarts: 1 });
-    await tick(20);
-    expect(started.length).toBe(3);
+    await until(() => started.length === 3);
     started[2].exit('SIGKILL');
-    await tick(1);
-    expect(lines.at(-1)).toBe('worker 2 exited (SIGKILL); starting it again in 20 ms');
-    await tick(30);
+    await until(() => lines.length === 2);
+    expect(lines.at(-1)).toBe('worker 2 exited (SIGKILL); starting it again in 400 ms');
+    await until(() => started.length === 4);
     expect(supervisor.slots().map((slot) => slot.state)).toEqual(['running', 'running']);
     await supervisor.stop();
     expect(started.filter((child) => child.signals.length).map((child) => child.signals)).toEqual([['SIGTERM'], ['SIGTERM']]);
+  });
+
+  test('stopping while a restart is due cancels it; a child that lived long restarts after the first delay again', async () => {
+    let clock = 0;
+    const started: ReturnType<typeof fakeChild>[] = [];
+    const lines: string[] = [];
+    const supervisor = superviseChildren({
+      count: 1, name: () => 'worker 1', log: (line) => lines.push(line), firstDelayMs: 50, healthyAfterMs: 1000, now: () => clock,
+      start: () => {
+        const child = fakeChild(started.length);
+        started.push(child);
+        return child;
+      },
+    });
+    started[0].exit(1);
+    await until(() => started.length === 2);
+    clock += 5000; // it has lived long: its next death is news, not a loop
+    started[1].exit(1);
+    await until(() => lines.length === 2);
+    expect(lines).toEqual(['worker 1 exited (1); starting it again in 50 ms', 'worker 1 exited (1); starting it again in 50 ms']);
+    await supervisor.stop();
+    await tick(100);
+    expect(started.length).toBe(2);
+    expect(supervisor.slots()[0].state).toBe('stopped');
+    expect(await supervisor.done).toEqual({ crashLoop: false });
   });
 
   test('a crash loop is stopped and reported, not spun; when every child loops, done says so', async () => {

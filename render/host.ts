@@ -13,6 +13,9 @@ import type { RenderConfig } from './config.ts';
 
 const MAIN = join(import.meta.dirname, 'main.ts');
 
+/** Set in the environment of the render servers a host starts. */
+export const HOSTED_ENV = 'RENDER_DISPATCH_HOSTED';
+
 /** Runs the host until it is stopped; resolves with the exit code. */
 export async function runHost(config: RenderConfig, argv: string[]): Promise<number> {
   const log = (line: string) => console.log(`render host: ${line}`);
@@ -25,10 +28,18 @@ export async function runHost(config: RenderConfig, argv: string[]): Promise<num
       const { dispatchers } = config;
       const turn = dispatchers.map((_, j) => dispatchers[(index + j) % dispatchers.length]);
       const own = ['--count', '1', '--port', String(portOf(index)), '--dispatcher', turn.join(',')];
+      // The IPC channel is how a render server knows its host is gone (it then stops too).
       const child = spawn(process.execPath, [...process.execArgv, MAIN, ...argv, ...own], {
-        stdio: ['ignore', 'inherit', 'inherit'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, [HOSTED_ENV]: '1' },
       });
-      const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code ?? 'unknown')));
+      const exited = new Promise<number | string>((resolve) => {
+        child.once('exit', (code, signal) => resolve(signal ?? code ?? 'unknown'));
+        // Not started at all (no such program, no processes left): no exit event follows.
+        child.once('error', (error) => {
+          if (child.pid === undefined) resolve(`could not start: ${error.message}`);
+        });
+      });
       return { pid: child.pid ?? -1, exited, kill: (signal) => void child.kill(signal) };
     },
   });

@@ -5,7 +5,7 @@
 import { configFromArgv } from '../common/node/entry.ts';
 import { RENDER_USAGE, parseRenderArgs } from './config.ts';
 import { openHeadlessRenderer } from './headless.ts';
-import { runHost } from './host.ts';
+import { HOSTED_ENV, runHost } from './host.ts';
 import { startRenderServer } from './server.ts';
 
 const config = configFromArgv('render', RENDER_USAGE, parseRenderArgs);
@@ -30,6 +30,8 @@ try {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Started by a render host: nobody would restart this server once the host is gone.
+  if (process.env[HOSTED_ENV] && process.send) process.on('disconnect', () => void stop('render host gone'));
 } catch (error) {
   console.error(`${tag}: cannot start: ${error instanceof Error ? error.message : error}`);
   process.exit(1);

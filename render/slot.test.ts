@@ -1,12 +1,12 @@
 // The one client slot's rules, with stand-ins for the sockets and the stream: one claim at a time,
 // a socket attached only to a claim, and the slot free again however its client goes.
 
-import { describe, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
-import { createClientSlot } from './slot.ts';
+import { HANDSHAKE_MS, createClientSlot } from './slot.ts';
 
 class FakeWebSocket extends EventEmitter {
   closes: [number, string][] = [];
@@ -118,5 +118,35 @@ describe('client slot', () => {
     slot.attach(socket, null, (attach) => attach(asWebSocket));
     slot.closeClient(1001, 'render server shutting down');
     assert.deepEqual(ws.closes, [[1001, 'render server shutting down']]);
+  });
+
+  test('a socket already gone when it is attached (it closed while its ticket was checked) frees the slot', () => {
+    const { slot, events, raw, socket } = setup();
+    assert.equal(slot.claim(), true);
+    (raw as EventEmitter & { destroyed: boolean }).destroyed = true;
+    let handshakes = 0;
+    slot.attach(socket, null, () => handshakes++);
+    assert.equal(handshakes, 0);
+    assert.deepEqual(events, []);
+    assert.equal(slot.claim(), true);
+  });
+
+  test('a claim whose handshake never completes lapses; a handshake completing after that is closed, not streamed', () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const { slot, events, ws, socket, asWebSocket } = setup();
+      assert.equal(slot.claim(), true);
+      let complete: (ws: WebSocket) => void = () => {};
+      slot.attach(socket, null, (attach) => (complete = attach));
+      mock.timers.tick(HANDSHAKE_MS - 1);
+      assert.equal(slot.claim(), false, 'still claimed just before the limit');
+      mock.timers.tick(1);
+      assert.equal(slot.claim(), true, 'the lapsed claim freed the slot, and the next upgrade took it');
+      complete(asWebSocket);
+      assert.deepEqual(ws.closes, [[1013, 'the handshake took too long: ask the dispatcher again']]);
+      assert.deepEqual(events, []);
+    } finally {
+      mock.timers.reset();
+    }
   });
 });

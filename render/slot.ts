@@ -2,12 +2,16 @@
 // server streams to one browser at a time. The slot is claimed when the ticket gate admits a
 // ticket, before the WebSocket handshake, so that two racing upgrades can never both get in; it is
 // held by the client's socket once the handshake completes; and it is free again when that socket
-// closes or errors, when its frame loop fails (the client is closed with 1001 first), or when the
-// handshake dies before it completes.
+// closes or errors, when its frame loop fails (the client is closed with 1001 first), when the
+// handshake dies before it completes (or had died before the slot saw it), or when it has not
+// completed within HANDSHAKE_MS.
 
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { CLOSE } from '../common/protocol.ts';
+
+/** How long an admitted ticket's handshake may take before its claim on the slot lapses. */
+export const HANDSHAKE_MS = 10_000;
 
 /** What the slot drives while a client holds it: the frame stream (stream.ts). */
 export interface SlotStream {
@@ -27,6 +31,13 @@ export interface SlotOptions {
 export function createClientSlot({ stream, onClient, log }: SlotOptions) {
   // Free; claimed by an admitted ticket whose handshake is under way; or held by a client's socket.
   let holder: 'free' | 'claimed' | WebSocket = 'free';
+  // Which claim is under way, so that a late handshake or close cannot free a later one's.
+  let claims = 0;
+  let lapse: ReturnType<typeof setTimeout> | undefined;
+
+  function free(claim: number): void {
+    if (holder === 'claimed' && claims === claim) holder = 'free';
+  }
 
   function release(ws: WebSocket): void {
     if (holder !== ws) return;
@@ -40,6 +51,11 @@ export function createClientSlot({ stream, onClient, log }: SlotOptions) {
     claim(): boolean {
       if (holder !== 'free') return false;
       holder = 'claimed';
+      const mine = ++claims;
+      // A claim whose handshake never completes (its socket gone unnoticed) must not hold the slot for good.
+      clearTimeout(lapse);
+      lapse = setTimeout(() => free(mine), HANDSHAKE_MS);
+      lapse.unref();
       return true;
     },
     /**
@@ -49,12 +65,18 @@ export function createClientSlot({ stream, onClient, log }: SlotOptions) {
      */
     attach(socket: Duplex, session: string | null, handshake: (attach: (ws: WebSocket) => void) => void): void {
       if (holder !== 'claimed') throw new Error('the client slot must be claimed before a socket is attached');
-      const early = () => {
-        if (holder === 'claimed') holder = 'free';
-      };
+      const mine = claims;
+      // Gone already (while its ticket was checked): no close event will come to free the slot.
+      if (socket.destroyed) return free(mine);
+      const early = () => free(mine);
       socket.once('close', early);
       handshake((ws) => {
         socket.off('close', early);
+        if (holder !== 'claimed' || claims !== mine) {
+          ws.close(CLOSE.tryAgainLater, 'the handshake took too long: ask the dispatcher again');
+          return;
+        }
+        clearTimeout(lapse);
         holder = ws;
         ws.on('close', () => release(ws));
         ws.on('error', () => release(ws));
