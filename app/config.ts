@@ -31,7 +31,8 @@ export interface DispatcherConfig {
   workers: number;
 }
 
-const CORES = availableParallelism();
+/** This machine's cores: what --workers auto means. */
+export const CORES = availableParallelism();
 
 function databaseUrl(env: Env): string | null {
   const text = env.DATABASE_URL;

@@ -7,17 +7,14 @@
 // PostgreSQL each worker is simply another dispatcher on the database. A worker that dies is
 // started again (common/supervisor.ts); SIGTERM or SIGINT has every worker drain and exit.
 
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { superviseChildren } from '../common/supervisor.ts';
-import type { DispatcherConfig } from './config.ts';
+import { CORES, type DispatcherConfig } from './config.ts';
 import { hostStore } from './open-store.ts';
 import type { Channel, LinkMessage } from './store-link.ts';
 
 /** Set in a worker's environment to its number (1 … N); unset in a dispatcher run without --workers. */
 export const WORKER_ENV = 'RENDER_DISPATCH_WORKER';
-
-export const CORES = availableParallelism();
 
 const MAIN = join(import.meta.dir, 'main.ts');
 

@@ -82,7 +82,8 @@ async function spreadLoad(ports: number[], clients: number, durationMs: number, 
   };
 }
 
-async function registerMany(ports: number[], count: number): Promise<SimulatedServer[]> {
+/** `count` simulated render servers, registered in batches, spread over the dispatchers' ports. */
+export async function registerMany(ports: number[], count: number): Promise<SimulatedServer[]> {
   const simulated: SimulatedServer[] = [];
   for (let i = 0; i < count; i += 200) {
     const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => simulateRenderServer(ports[(i + j) % ports.length], `sim-${i + j}`, `ws://127.0.0.1:1/s${i + j}`));

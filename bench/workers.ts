@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, type Cluster } from '../tests/postgres-cluster.ts';
 import {
-  askDispatcher, connectFrames, freePort, freePortRun, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc,
-  type SimulatedServer,
+  askDispatcher, connectFrames, freePort, freePortRun, servers, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer,
 } from '../tests/helpers.ts';
 import { DISPATCH_LIMITS, load } from './dispatch.ts';
+import { registerMany } from './stores.ts';
 import { treeCpuMs } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
@@ -69,22 +69,13 @@ export interface WorkersResult {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function registerMany(port: number, count: number): Promise<SimulatedServer[]> {
-  const simulated: SimulatedServer[] = [];
-  for (let i = 0; i < count; i += 200) {
-    const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) => simulateRenderServer(port, `sim-${i + j}`, `ws://127.0.0.1:1/s${i + j}`));
-    simulated.push(...(await Promise.all(batch)));
-  }
-  return simulated;
-}
-
 async function dispatchRow(store: string, db: string, workers: number, cluster: Cluster | null, options: WorkersOptions): Promise<DispatchRow> {
   const port = await freePort();
   const primary = startDispatcher(port, db, ['--workers', String(workers), '--ttl', '600s', '--heartbeat', '300s', ...DISPATCH_LIMITS]);
   const simulated: SimulatedServer[] = [];
   try {
     for (let n = 1; n <= workers; n++) await primary.waitForOutput(workers > 1 ? new RegExp(`dispatcher ${n}: listening`) : /listening/, 20_000);
-    simulated.push(...(await registerMany(port, options.servers)));
+    simulated.push(...(await registerMany([port], options.servers)));
     const byUrl = new Map(simulated.map((s) => [s.url, s]));
     const pid = primary.child.pid!;
     const dbCpu = () => (cluster ? treeCpuMs(cluster.postmasterPid()) : 0);

@@ -66,7 +66,7 @@ declare global {
       snapshot(): StatsSnapshot;
     }
 
-    /** window.renderDispatch: what the page shows (tests/browser-helpers.ts reads it). */
+    /** window.renderDispatch: what the page shows (the browser tests read it through this type). */
     interface PageView {
       state: State;
       message: string;

@@ -10,23 +10,8 @@ export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
-/** window.renderDispatch: what the page shows. */
-export interface PageView {
-  state: string;
-  message: string;
-  framesShown: number;
-  fps: number;
-  server: string | null;
-  position: number | null;
-  queueSize: number | null;
-  estimateMs: number | null;
-  camera: { yaw: number; pitch: number; distance: number } | null;
-  session: string | null;
-  inputSent: number;
-  inputShown: number;
-  history: { state: string; message: string; at: number }[];
-  stats?: { fps: number; bytesPerSecond: number; frameBytes: number; serverFps: number; latencyMs: number | null; inputLatencyMs: number | null };
-}
+/** window.renderDispatch: what the page shows, as client/globals.d.ts types it for the page itself. */
+export type PageView = RenderDispatch.PageView;
 
 export const viewOf = (page: Page): Promise<PageView> =>
   page.evaluate(() => (window as unknown as { renderDispatch: PageView }).renderDispatch);

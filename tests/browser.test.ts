@@ -3,13 +3,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, sampleCanvas, viewOf, type CanvasSample } from './browser-helpers.ts';
-import { ROOT, freePort, freePortRun, servers, startProcess, waitFor, type Proc } from './helpers.ts';
+import { ROOT, childPids, freePort, freePortRun, servers, startProcess, waitFor, type Proc } from './helpers.ts';
 
 describe('pages in Chromium against the demo', () => {
   let demo: Proc;
@@ -119,13 +118,6 @@ describe('pages in Chromium against the demo', () => {
   });
 
   test('Ctrl-C on the demo stops every process it started', async () => {
-    const pids = (pid: number): number[] => {
-      try {
-        return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-      } catch {
-        return [];
-      }
-    };
     const command = (pid: number) => {
       try {
         return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
@@ -133,9 +125,9 @@ describe('pages in Chromium against the demo', () => {
         return ''; // gone meanwhile
       }
     };
-    const children = pids(demo.child.pid!);
-    const grandchildren = children.flatMap(pids);
-    const below = grandchildren.flatMap(pids);
+    const children = childPids(demo.child.pid!);
+    const grandchildren = children.flatMap(childPids);
+    const below = grandchildren.flatMap(childPids);
     assert.equal(children.length, 2, 'a dispatcher and a render host');
     // Node with tsx also runs esbuild's service beside each program: count what is asserted by name.
     assert.equal(grandchildren.filter((pid) => command(pid).includes('render/main.ts')).length, 3, "the render host's three render servers");

@@ -1,7 +1,7 @@
 // Helpers for the cross-process suites: free loopback ports, real dispatcher and render server
 // processes with their output captured, and bounded waits.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -135,6 +135,38 @@ export async function askDispatcher(dispatcherPort: number): Promise<string> {
   const text = await answer;
   ws.close();
   return text;
+}
+
+/** A dispatcher's JSON answer to get_server_url. */
+export interface ServerAnswer {
+  type: string;
+  url?: string;
+  reason?: string;
+  requestId?: string;
+}
+
+/** One JSON get_server_url on a fresh socket: the parsed answer (rejects if the socket closes first). */
+export async function askJson(dispatcherPort: number, request: object = {}): Promise<ServerAnswer> {
+  const ws = await openSocket(`ws://127.0.0.1:${dispatcherPort}/stream`);
+  const answer = new Promise<string>((resolve, reject) => {
+    ws.once('message', (data) => resolve(data.toString()));
+    ws.once('close', (code) => reject(new Error(`closed ${code} before an answer`)));
+  });
+  ws.send(JSON.stringify({ type: 'get_server_url', ...request }));
+  try {
+    return JSON.parse(await answer);
+  } finally {
+    ws.close();
+  }
+}
+
+/** The pids of a process's children (none once it has gone). */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 export interface FrameClient {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startCluster, type Cluster } from './postgres-cluster.ts';
 import {
-  askDispatcher, connectFrames, freePort, freePortRun, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, startRender, waitFor,
+  askDispatcher, askJson, connectFrames, freePort, freePortRun, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, startRender, waitFor,
   type Proc, type SimulatedServer,
 } from './helpers.ts';
 
@@ -18,16 +18,6 @@ async function dispatchers(cluster: Cluster, count: number, extra: string[] = []
   const procs = ports.map((port) => startDispatcher(port, cluster.url, ['--rate-limit', '0', ...extra]));
   await Promise.all(procs.map((proc) => proc.waitForOutput(/listening/)));
   return { procs, ports };
-}
-
-/** One JSON get_server_url on a fresh socket: the parsed answer. */
-async function askJson(port: number, request: object = {}): Promise<Record<string, unknown>> {
-  const ws = await openSocket(`ws://127.0.0.1:${port}/stream`);
-  const answer = new Promise<Record<string, unknown>>((resolve) => ws.once('message', (data) => resolve(JSON.parse(data.toString()))));
-  ws.send(JSON.stringify({ type: 'get_server_url', ...request }));
-  const parsed = await answer;
-  ws.close();
-  return parsed;
 }
 
 describe('four dispatchers racing for one hundred servers', () => {

@@ -6,13 +6,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
-  askDispatcher, connectFrames, freePort, freePortRun, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, waitFor,
+  askDispatcher, askJson, childPids, connectFrames, freePort, freePortRun, openSocket, servers, simulateRenderServer, startDispatcher, startProcess, waitFor,
   type Proc, type SimulatedServer,
 } from './helpers.ts';
 
@@ -20,35 +19,12 @@ const baseUrl = (url: string) => url.split('?')[0];
 const dir = mkdtempSync(join(tmpdir(), 'render-dispatch-workers-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /** A primary with two workers on a fresh SQLite file, both listening. */
 async function startWorkers(port: number, extra: string[] = []): Promise<Proc> {
   const primary = startDispatcher(port, join(dir, `${crypto.randomUUID()}.db`), ['--workers', '2', '--verbose', '--rate-limit', '0', ...extra]);
   await primary.waitForOutput(/dispatcher 1: listening/);
   await primary.waitForOutput(/dispatcher 2: listening/);
   return primary;
-}
-
-/** Asks on a fresh socket, naming the request; resolves with the answer's JSON. */
-async function ask(port: number, request: Record<string, unknown>): Promise<{ type: string; url?: string; reason?: string }> {
-  const ws = await openSocket(`ws://127.0.0.1:${port}/stream`);
-  const answer = new Promise<string>((resolve, reject) => {
-    ws.once('message', (data) => resolve(data.toString()));
-    ws.once('close', (code) => reject(new Error(`closed ${code} before an answer`)));
-  });
-  ws.send(JSON.stringify({ type: 'get_server_url', ...request }));
-  try {
-    return JSON.parse(await answer);
-  } finally {
-    ws.close();
-  }
 }
 
 /** Which worker answered the request `requestId` (from its --verbose line), or null if none said. */
@@ -76,7 +52,7 @@ describe('dispatcher --workers 2 on one port', () => {
     const answers: string[] = [];
     for (let batch = 0; batch < 10; batch++) {
       const ids = Array.from({ length: 100 }, (_, i) => `page-${batch * 100 + i}`);
-      answers.push(...(await Promise.all(ids.map((requestId) => ask(port, { requestId })))).map((answer) => answer.type));
+      answers.push(...(await Promise.all(ids.map((requestId) => askJson(port, { requestId })))).map((answer) => answer.type));
     }
     assert.deepEqual(new Set(answers), new Set(['none']));
     await waitFor('a line for every page', () => workerOf(primary.output(), 'page-999') !== null && workerOf(primary.output(), 'page-0') !== null);
@@ -93,7 +69,7 @@ describe('dispatcher --workers 2 on one port', () => {
   test('a reloading page that lands on the other worker gets its own server back', async () => {
     for (let i = 0; i < 3; i++) sims.push(await simulateRenderServer(port, `sticky-${i}`, `ws://127.0.0.1:${40000 + i}/stream`));
     const session = `session-${crypto.randomUUID()}`;
-    const first = await ask(port, { session, requestId: 'reload-0' });
+    const first = await askJson(port, { session, requestId: 'reload-0' });
     assert.equal(first.type, 'server_url');
     const own = sims.find((sim) => sim.url === baseUrl(first.url!))!;
     const firstWorker = await waitFor('the first answer\'s worker', () => workerOf(primary.output(), 'reload-0'));
@@ -103,7 +79,7 @@ describe('dispatcher --workers 2 on one port', () => {
       // The page reloads: its client leaves the render server, and it asks again with its session.
       own.report('gone');
       await waitFor('the server to be free for its session', async () => (await servers(port)).some((s) => s.id === own.id && s.state === 'ready'));
-      const again = await ask(port, { session, requestId: `reload-${reload}` });
+      const again = await askJson(port, { session, requestId: `reload-${reload}` });
       assert.equal(again.type, 'server_url', `reload ${reload}: ${JSON.stringify(again)}`);
       assert.equal(baseUrl(again.url!), own.url, `reload ${reload} got another server`);
       own.report('connected');
@@ -136,7 +112,7 @@ describe('a worker SIGKILLed under load', () => {
       const loop = async (n: number) => {
         for (let i = 0; Date.now() < deadline && i < 2000; i++) {
           try {
-            const answer = await ask(port, { requestId: `load-${n}-${i}` });
+            const answer = await askJson(port, { requestId: `load-${n}-${i}` });
             if (answer.url) granted.push(baseUrl(answer.url));
             if (killedAt && Date.now() > killedAt + 200) answeredAfterKill++;
           } catch {
