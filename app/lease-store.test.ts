@@ -46,6 +46,24 @@ for (const engine of ENGINES) {
       expect(await stateOf(s, 'a', 1002)).toBe('reserved');
     });
 
+    test('counts the servers it could hand out now: ready, or reserved past the claim', async () => {
+      const s = await store();
+      at(1000);
+      for (const id of ['a', 'b', 'c']) await register(s, id);
+      expect(await s.freeCount()).toBe(3);
+      at(1001);
+      await s.allocate(CLAIM);
+      await s.drain('c');
+      expect(await s.freeCount()).toBe(1);
+      // The page never came: its server counts again once the claim lapses, until the lease does.
+      at(1001 + CLAIM);
+      await s.heartbeat('a', 'conn-a', TTL, idle);
+      await s.heartbeat('b', 'conn-b', TTL, idle);
+      expect(await s.freeCount()).toBe(2);
+      at(1001 + CLAIM + TTL);
+      expect(await s.freeCount()).toBe(0);
+    });
+
     test('never hands out a lease that has expired, swept or not', async () => {
       const s = await store();
       at(1000);

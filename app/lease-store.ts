@@ -221,6 +221,8 @@ export interface LeaseStore {
   get(id: string): Promise<ServerRow | null>;
   /** Servers with a live lease that are not draining: the pool clients are served from. */
   liveCount(): Promise<number>;
+  /** Servers `allocate` could hand out now: what this site tells the flock it can lend. */
+  freeCount(minHealth?: number): Promise<number>;
   all(): Promise<ServerRow[]>;
   /** One page of servers in registration order, optionally of one state as of now. */
   list(query: ListQuery): Promise<ServerPage>;

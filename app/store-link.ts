@@ -24,7 +24,7 @@ export type LinkMessage =
 // The store's methods by path, as called through the link: everything but the synchronous members.
 const METHODS = [
   'now', 'register', 'allocate', 'allocateSticky', 'pending', 'heldBy', 'heartbeat', 'heartbeats', 'setClient', 'release',
-  'drain', 'undrain', 'disconnect', 'expired', 'get', 'liveCount', 'all', 'list', 'purge', 'maintain', 'keepAlive', 'ready', 'close',
+  'drain', 'undrain', 'disconnect', 'expired', 'get', 'liveCount', 'freeCount', 'all', 'list', 'purge', 'maintain', 'keepAlive', 'ready', 'close',
 ] as const satisfies readonly (keyof LeaseStore)[];
 const MEMO_METHODS = ['find', 'save', 'forget', 'prune'] as const satisfies readonly (keyof RequestMemo)[];
 const WAITING_METHODS = ['join', 'leave', 'head', 'standings', 'size', 'sizeFrom'] as const satisfies readonly (keyof WaitingList)[];

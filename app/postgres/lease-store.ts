@@ -248,6 +248,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     get: rowOf,
     liveCount: async () =>
       (await timed<{ n: number }>(`SELECT count(*)::int AS n FROM servers WHERE lease_expires > ${NOW} AND state IN ('ready', 'reserved', 'busy')`))[0].n,
+    freeCount: async (minHealth = 0) => (await timed<{ n: number }>(`SELECT count(*)::int AS n FROM servers WHERE ${FREE('$2')}`, [minHealth]))[0].n,
     all: () => plain<ServerRow>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`),
     list: listing.list,
     purge: async (retentionMs) =>

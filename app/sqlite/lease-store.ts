@@ -167,6 +167,10 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     `SELECT count(*) AS n FROM servers WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
   );
 
+  const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(
+    `SELECT count(*) AS n FROM servers WHERE (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`,
+  );
+
   const expiredLive = db.query<ServerRow, { now: number }>(
     `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
   );
@@ -253,6 +257,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       expired: async () => expiredLive.all({ now: clock.now() }),
       get: async (id) => byId.get({ id }) ?? null,
       liveCount: async () => countLive.get({ now: clock.now() })!.n,
+      freeCount: async (minHealth = 0) => countFree.get({ now: clock.now(), minHealth })!.n,
       all: async () => all.all(),
       list: listing.list,
       purge: async (retentionMs) => purge.run({ before: clock.now() - retentionMs }).changes,
