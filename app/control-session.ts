@@ -106,12 +106,12 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       }
       serverId = msg.id;
       announcedExpired.delete(msg.id);
-      for (const old of result.replaced) events.emit('server.lost', { ...old, reason: 'replaced' });
+      for (const old of result.replaced) events.emit('server.lost', { kind: 'render', ...old, reason: 'replaced' });
       reply({
         type: 'registered', id: msg.id, key: result.row.key,
         heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, claimMs: timings.claimMs, expiresAt: result.row.leaseExpires,
       });
-      if (result.isNew) events.emit('server.new', { id: msg.id, url: msg.url });
+      if (result.isNew) events.emit('server.new', { kind: 'render', id: msg.id, url: msg.url });
       log('info', `render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
       return wakeRoom();
     }
@@ -124,7 +124,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       // The connection may have been replaced or closed while the batch was written.
       if (serverId !== id) return;
       if (!beat) return lostHold();
-      if (announcedExpired.delete(id)) events.emit('server.new', { id, url: beat.url });
+      if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
       reply({ type: 'lease', expiresAt: beat.leaseExpires });
       // A server back from a freeze, or healthy again, may be what a waiting page needs.
       if (beat.state === 'ready') wakeRoom();
@@ -158,7 +158,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       // No row: a newer connection holds the lease, and this close says nothing about the server.
       // A drained or expired server was announced lost already.
       if (row && before?.state !== 'draining' && !announcedExpired.delete(row.id)) {
-        events.emit('server.lost', { id: row.id, url: row.url, reason: 'closed' });
+        events.emit('server.lost', { kind: 'render', id: row.id, url: row.url, reason: 'closed' });
       }
     } catch (error) {
       // The lease runs out by itself: the store stops handing the server out at its deadline.

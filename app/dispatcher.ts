@@ -82,7 +82,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   let purgedAt = clock.now();
 
   function announceDrain(row: ServerRow): void {
-    events.emit('server.lost', { id: row.id, url: row.url, reason: 'drained' });
+    events.emit('server.lost', { kind: 'render', id: row.id, url: row.url, reason: 'drained' });
     log('info', `render server ${row.id} draining`);
   }
 
@@ -103,7 +103,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
       if (announcedExpired.has(row.id)) continue;
       announcedExpired.add(row.id);
       allocator.forget(row.id);
-      events.emit('server.lost', { id: row.id, url: row.url, reason: 'expired' });
+      events.emit('server.lost', { kind: 'render', id: row.id, url: row.url, reason: 'expired' });
     }
     await store.requests.prune();
     const now = clock.now();
@@ -145,7 +145,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     if (!(await store.get(id))) return { ok: false, status: 404, reason: `no render server ${id}` };
     const row = await store.undrain(id);
     if (!row) return { ok: false, status: 409, reason: `render server ${id} is not draining` };
-    events.emit('server.new', { id: row.id, url: row.url });
+    events.emit('server.new', { kind: 'render', id: row.id, url: row.url });
     void room.serve();
     return { ok: true, server: viewOf(row, await store.now(), policy.minHealth) };
   }

@@ -2,7 +2,7 @@
 // and the browser page (through the bundle in client/protocol.js). Every inbound message on every
 // side is checked here, at the boundary, and a bad one is answered with a reason naming the field.
 
-import { boolean, number, oneOf, optional, parseWith, text, type Check, type Parsed, type Shape } from './validate.ts';
+import { boolean, checkVariant, number, oneOf, optional, parseWith, text, type Check, type Parsed, type Shape } from './validate.ts';
 
 export type { Parsed } from './validate.ts';
 
@@ -24,6 +24,10 @@ export const PATHS = {
   healthz: '/healthz',
   /** 200 while it can reach its lease store, else 503. */
   readyz: '/readyz',
+  /** Linked dispatchers' WebSocket (the flock). */
+  link: '/v1/link',
+  /** This dispatcher's links, as JSON for operators. */
+  flock: '/v1/flock',
 } as const;
 
 /** The environment variable both the dispatcher and render servers read the shared secret from. */
@@ -45,6 +49,10 @@ export const CLOSE = {
   replaced: 4000,
   /** A registration that would take an id or URL another live render server holds. */
   conflict: 4001,
+  /** A linked dispatcher that could not prove it knows the flock's secret, or did not try in time. */
+  unauthorized: 4003,
+  /** A link to a dispatcher this one is already linked to, or to itself. */
+  duplicateLink: 4009,
 } as const;
 
 /** What a render server says of its one client. */
@@ -131,11 +139,85 @@ export interface ServerRequest {
   wait?: boolean;
 }
 
+/**
+ * A message a page sends to the flock: it raises `message` (or `evt.<event>`) on every dispatcher
+ * it reaches and is delivered to their subscribed pages, unless a handler stops it.
+ */
+export interface PageMessage {
+  type: 'message';
+  /** What it is about: handlers listen for `evt.<event>`. */
+  event?: string;
+  user?: string;
+  data?: unknown;
+}
+
+/** From now on, send this page the flock's messages. */
+export interface SubscribeRequest {
+  type: 'subscribe';
+}
+
+export type BrowserToDispatcher = ServerRequest | PageMessage | SubscribeRequest;
+
+/** A flock message as a subscribed page receives it: `from` is the dispatcher it entered the flock at. */
+export interface DeliveredMessage {
+  type: 'message';
+  from: string;
+  event?: string;
+  user?: string;
+  data?: unknown;
+}
+
 export type DispatcherToBrowser =
   | { type: 'server_url'; url: string; requestId?: string }
   | { type: 'none'; reason: string; requestId?: string }
   /** Pushed whenever the waiting client's place changes; position 1 is next. */
   | { type: 'queued'; position: number; size: number; estimateMs?: number }
+  | { type: 'subscribed' }
+  | DeliveredMessage
+  | ErrorMessage;
+
+// ---- dispatcher <-> dispatcher: the flock's links ----
+
+/**
+ * What travels the flock. `message` is the users' (pages' and embedding programs'); the others
+ * are the dispatchers' own: a site's free render servers, and lending one to a full site.
+ */
+export type FlockBody =
+  | { kind: 'message'; event?: string; user?: string; data?: unknown }
+  /** How many render servers this dispatcher could hand out now. */
+  | { kind: 'capacity'; free: number }
+  /** A full dispatcher asks for one (`call` matches the answer; `holder` is the page, as the lender will know it). */
+  | { kind: 'borrow'; call: number; holder: string; requestId?: string; session?: string }
+  /** The answer: a URL with a ticket the lender signed, or why not. */
+  | { kind: 'lent'; call: number; url?: string; serverId?: string; reason?: string }
+  /** A lent server whose page left before it got the URL: the lender takes it back. */
+  | { kind: 'return'; serverId: string; holder: string };
+
+/**
+ * One relayed message: `origin` is the dispatcher it started at and `seq` its number there (so a
+ * copy arriving by a second path is dropped), `hops` the links it has travelled, this one included
+ * (each dispatcher passes on only what has travelled fewer than its --max-hops). With `to` it is
+ * for one dispatcher only, and the others just pass it on.
+ */
+export interface RelayFrame {
+  type: 'relay';
+  origin: string;
+  seq: number;
+  hops: number;
+  to?: string;
+  body: FlockBody;
+}
+
+/**
+ * The link handshake, in which each end proves it knows the flock's secret without sending it:
+ * the listener sends a challenge, the dialer answers with its own nonce and proof, the listener
+ * proves itself in turn (see app/flock/link-proof.ts).
+ */
+export type LinkFrame =
+  | { type: 'link_challenge'; member: string; nonce: string }
+  | { type: 'link_hello'; member: string; nonce: string; proof: string }
+  | { type: 'link_welcome'; member: string; proof: string }
+  | RelayFrame
   | ErrorMessage;
 
 // ---- browser <-> render server ----
@@ -211,14 +293,58 @@ const DISPATCHER_TO_RENDER: Record<DispatcherToRender['type'], Shape> = {
   error: ERROR,
 };
 
-const BROWSER_TO_DISPATCHER: Record<ServerRequest['type'], Shape> = {
+/** What a message is about: the code of its `evt.<code>` event. */
+const EVENT_CODE = text({ max: 64, pattern: /^[A-Za-z0-9_.:-]+$/, like: 'letters, digits and . _ : -' });
+const USER = text({ max: 128 });
+const ANY: Check = () => null;
+/** The largest message a page may send to the flock, as JSON text. */
+export const MAX_PAGE_MESSAGE = 4096;
+
+const BROWSER_TO_DISPATCHER: Record<BrowserToDispatcher['type'], Shape> = {
   get_server_url: { requestId: optional(REQUEST_ID), session: optional(SESSION), wait: optional(boolean) },
+  message: { event: optional(EVENT_CODE), user: optional(USER), data: ANY },
+  subscribe: {},
 };
 
 const DISPATCHER_TO_BROWSER: Record<DispatcherToBrowser['type'], Shape> = {
   server_url: { url: text(), requestId: optional(text()) },
   none: { reason: text(), requestId: optional(text()) },
   queued: { position: number({ min: 1, integer: true }), size: number({ min: 1, integer: true }), estimateMs: optional(number({ min: 0 })) },
+  subscribed: {},
+  message: { from: text(), event: optional(text()), user: optional(text()), data: ANY },
+  error: ERROR,
+};
+
+/** A dispatcher's id in the flock: random per process. */
+const MEMBER = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: 'letters, digits, _ and -' });
+const NONCE = text({ min: 16, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: 'base64url' });
+const PROOF = text({ min: 64, max: 64, pattern: /^[0-9a-f]+$/, like: 'lowercase hex' });
+const HOLDER = text({ max: 200 });
+const CALL = number({ min: 1, integer: true });
+/** A message travels at most this many links. */
+export const MAX_HOPS_LIMIT = 64;
+
+const FLOCK_BODY: Record<FlockBody['kind'], Shape> = {
+  message: { event: optional(EVENT_CODE), user: optional(USER), data: ANY },
+  capacity: { free: number({ min: 0, integer: true }) },
+  borrow: { call: CALL, holder: HOLDER, requestId: optional(text({ max: 200 })), session: optional(SESSION) },
+  lent: { call: CALL, url: optional(text({ max: LIMITS.urlLength * 2 })), serverId: optional(SERVER_ID), reason: optional(text()) },
+  return: { serverId: SERVER_ID, holder: HOLDER },
+};
+
+/** The body of a relay frame is checked by its kind, like a message by its type. */
+const BODY: Check = (value) => {
+  const checked = checkVariant(FLOCK_BODY, value, 'kind', 'body');
+  return checked.ok ? null : checked.error.replace(/^body /, '');
+};
+
+const LINK_FRAMES: Record<LinkFrame['type'], Shape> = {
+  link_challenge: { member: MEMBER, nonce: NONCE },
+  link_hello: { member: MEMBER, nonce: NONCE, proof: PROOF },
+  link_welcome: { member: MEMBER, proof: PROOF },
+  relay: {
+    origin: MEMBER, seq: number({ min: 1, integer: true }), hops: number({ min: 1, max: MAX_HOPS_LIMIT, integer: true }), to: optional(MEMBER), body: BODY,
+  },
   error: ERROR,
 };
 
@@ -254,19 +380,30 @@ export const parseDispatcherAnswer = (text: string): Parsed<DispatcherToBrowser>
 export const parseBrowserToRender = (text: string): Parsed<BrowserToRender> => parseWith(BROWSER_TO_RENDER, text);
 export const parseRenderToBrowser = (text: string): Parsed<RenderToBrowser> => parseWith(RENDER_TO_BROWSER, text);
 
+/** A frame on a flock link; a relay frame's body keeps only its kind's fields. */
+export function parseLinkFrame(text: string): Parsed<LinkFrame> {
+  const parsed = parseWith<LinkFrame>(LINK_FRAMES, text);
+  if (!parsed.ok || parsed.value.type !== 'relay') return parsed;
+  const body = checkVariant<FlockBody>(FLOCK_BODY, parsed.value.body, 'kind', 'body');
+  return body.ok ? { ok: true, value: { ...parsed.value, body: body.value } } : { ok: false, error: `relay.body ${body.error}`, field: 'body' };
+}
+
 /** Control and JSON messages of every channel are built through here, so their types are checked. */
-export function encode(message: RenderToDispatcher | DispatcherToRender | DispatcherToBrowser | BrowserToRender | RenderToBrowser | ServerRequest): string {
+export function encode(
+  message: RenderToDispatcher | DispatcherToRender | DispatcherToBrowser | BrowserToRender | RenderToBrowser | BrowserToDispatcher | LinkFrame,
+): string {
   return JSON.stringify(message);
 }
 
 /**
  * A text message on the dispatcher's /stream socket: the tutorial's plain `get_server_url` (then
- * `json` is false and the answer is plain text too) or the JSON form.
+ * `json` is false and the answer is plain text too) or a JSON message.
  */
-export function parseStreamRequest(message: string): Parsed<ServerRequest & { json: boolean }> {
+export function parseStreamRequest(message: string): Parsed<BrowserToDispatcher & { json: boolean }> {
   if (message === GET_SERVER_URL) return { ok: true, value: { type: 'get_server_url', json: false } };
   if (!message.startsWith('{')) return { ok: false, error: streamErrorReply(message) };
-  const parsed = parseWith<ServerRequest>(BROWSER_TO_DISPATCHER, message);
+  if (message.length > MAX_PAGE_MESSAGE) return { ok: false, error: `messages on ${PATHS.stream} are at most ${MAX_PAGE_MESSAGE} characters of JSON` };
+  const parsed = parseWith<BrowserToDispatcher>(BROWSER_TO_DISPATCHER, message);
   return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
 }
 

@@ -46,18 +46,26 @@ export function parseWith<T>(registry: Record<string, Shape>, text: string): Par
   } catch {
     return { ok: false, error: 'message is not valid JSON' };
   }
+  return checkVariant<T>(registry, data, 'type', 'message');
+}
+
+/**
+ * Checks `data` as one of the registry's variants, told apart by its `tag` field (`type` for a
+ * message, `kind` for what one carries); unknown fields are dropped. `what` names it in errors.
+ */
+export function checkVariant<T>(registry: Record<string, Shape>, data: unknown, tag: string, what: string): Parsed<T> {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    return { ok: false, error: 'message must be a JSON object' };
+    return { ok: false, error: `${what} must be a JSON object` };
   }
   const record = data as Record<string, unknown>;
-  const type = record.type;
-  if (typeof type !== 'string' || !Object.hasOwn(registry, type)) {
-    return { ok: false, field: 'type', error: `type must be one of ${Object.keys(registry).join(', ')}` };
+  const variant = record[tag];
+  if (typeof variant !== 'string' || !Object.hasOwn(registry, variant)) {
+    return { ok: false, field: tag, error: `${tag} must be one of ${Object.keys(registry).join(', ')}` };
   }
-  const value: Record<string, unknown> = { type };
-  for (const [field, check] of Object.entries(registry[type])) {
+  const value: Record<string, unknown> = { [tag]: variant };
+  for (const [field, check] of Object.entries(registry[variant])) {
     const problem = check(record[field]);
-    if (problem) return { ok: false, field, error: `${type}.${field} ${problem}` };
+    if (problem) return { ok: false, field, error: `${variant}.${field} ${problem}` };
     if (record[field] !== undefined) value[field] = record[field];
   }
   return { ok: true, value: value as T };
