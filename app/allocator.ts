@@ -27,6 +27,8 @@ export interface Grant {
   url: string;
   serverId: string;
   requestId: string | null;
+  /** The linked dispatcher that lent the server, when it is not this site's. */
+  lender?: string;
 }
 
 export interface AllocatorOptions {

@@ -15,8 +15,9 @@ describe('dispatcher flags', () => {
   test('defaults follow the tutorial: port 18000 on loopback, the secret from the per-user file', () => {
     expect(parse([])).toEqual({
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
-      policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 600_000 },
+      policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 600_000, messageRate: 10 },
       secret: FILE_SECRET, secretSource: '/home/op/.rd/secret', allowOrigins: null, trustProxy: false, verbose: false, workers: 1,
+      links: [], maxHops: 8, noEvents: false,
     });
     expect(asked.at(-1)).toBe('/home/op/.rd/secret');
     expect(parse(['--local'])?.host).toBe('127.0.0.1');
@@ -36,7 +37,17 @@ describe('dispatcher flags', () => {
     expect(parse(['--max-waiting-per-address', '7'])?.policy.maxWaitingPerAddress).toBe(7);
   });
 
+  test('links to other dispatchers: ws:// URLs, dialled on /v1/link', () => {
+    const config = parse(['--link', 'ws://10.0.0.2:18000', '--link', 'wss://east.example/', '--link', 'ws://127.0.0.1:9000/v1/link', '--max-hops', '3']);
+    expect(config?.links).toEqual(['ws://10.0.0.2:18000/v1/link', 'wss://east.example/v1/link', 'ws://127.0.0.1:9000/v1/link']);
+    expect(config?.maxHops).toBe(3);
+    expect(parse(['--no-events', '--message-rate', '0'])).toMatchObject({ noEvents: true, policy: { messageRate: 0 } });
+  });
+
   test.each([
+    [['--link', 'http://10.0.0.2:18000'], `--link must be a dispatcher's ws:// or wss:// URL (ws://host:port), got "http://10.0.0.2:18000"`],
+    [['--link', 'ws://10.0.0.2:18000/stream'], `--link must be a dispatcher's ws:// or wss:// URL (ws://host:port), got "ws://10.0.0.2:18000/stream"`],
+    [['--max-hops', '65'], '--max-hops must be a whole number from 1 to 64, got "65"'],
     [['--port', 'abc'], '--port must be a port number 0-65535, got "abc"'],
     [['--ttl', 'soon'], '--ttl must be a duration such as 500ms, 3s or 10min, got "soon"'],
     [['--ttl', '1s', '--heartbeat', '2s'], '--ttl (1000ms) must be longer than --heartbeat (2000ms), or every lease lapses between beats'],

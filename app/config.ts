@@ -2,12 +2,13 @@
 // both --help and the typed config object come, and the checks that span several flags.
 
 import { availableParallelism } from 'node:os';
-import { DEFAULT_DISPATCHER_PORT, SECRET_ENV } from '../common/protocol.ts';
+import { DEFAULT_DISPATCHER_PORT, MAX_HOPS_LIMIT, SECRET_ENV } from '../common/protocol.ts';
 import {
   UsageError, between, count, flagTable, isLoopback, parseDuration, parsePort, positive, processCount, readFlags, usageOf, type Env,
 } from '../common/flags.ts';
 import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/node/secret-file.ts';
 import { BURST_SECONDS, DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
+import { DEFAULT_MAX_HOPS, linkUrl } from './flock/flock.ts';
 import { isPostgresUrl } from './open-store.ts';
 import { checkAllowedOrigin } from './origin.ts';
 
@@ -29,6 +30,12 @@ export interface DispatcherConfig {
   verbose: boolean;
   /** Dispatcher processes sharing the port (1: this process serves, as without the flag). */
   workers: number;
+  /** Dispatchers to keep a link to (ws:// URLs of their /v1/link). */
+  links: string[];
+  /** How many links a flock message may travel. */
+  maxHops: number;
+  /** Raise `message` for every flock message, never `evt.<code>`. */
+  noEvents: boolean;
 }
 
 /** This machine's cores: what --workers auto means. */
@@ -45,6 +52,12 @@ function allowedOrigin(text: string, flag: string): string {
   const origin = checkAllowedOrigin(text);
   if (origin === null) throw new UsageError(`--${flag} must be "*", "null" or scheme://host[:port] with no path, got "${text}"`);
   return origin;
+}
+
+function link(text: string, flag: string): string {
+  const url = linkUrl(text);
+  if (url === null) throw new UsageError(`--${flag} must be a dispatcher's ws:// or wss:// URL (ws://host:port), got "${text}"`);
+  return url;
 }
 
 export const DISPATCHER_FLAGS = flagTable({
@@ -92,7 +105,18 @@ export const DISPATCHER_FLAGS = flagTable({
     value: 'N|auto', help: `dispatcher processes sharing the port, restarted if they die (auto: one per core, ${CORES} here)`, parse: processCount(CORES, 256),
     default: 1,
   },
-  secret: { value: 'S', help: `shared secret render servers and operators must present (or the ${SECRET_ENV} environment variable); by default the secret file's`, shown: null },
+  link: {
+    value: 'URL', multiple: true, parse: link,
+    help: 'another dispatcher to link to, ws://host:port (repeatable): messages travel the flock and full sites borrow render servers; the link is dialled again whenever it drops',
+    shown: null,
+  },
+  'max-hops': { value: 'N', help: 'how many links a flock message may travel', parse: positive({ max: MAX_HOPS_LIMIT }), default: DEFAULT_MAX_HOPS },
+  'message-rate': {
+    value: 'N', help: `messages a second one page may send to the flock, with bursts of ${BURST_SECONDS}×N; 0 turns the limit off`, parse: count(1_000_000),
+    default: DEFAULT_POLICY.messageRate,
+  },
+  'no-events': { help: 'raise message for every flock message, never evt.<code> (for programs embedding the dispatcher)' },
+  secret: { value: 'S', help: `shared secret render servers and operators present and linked dispatchers prove they know (or the ${SECRET_ENV} environment variable); by default the secret file's`, shown: null },
   'secret-file': {
     value: 'FILE',
     help: `where the secret is kept, made (mode 0600) if missing: render servers of the same user on this machine read it with no flag`,
@@ -127,6 +151,7 @@ export function parseDispatcherArgs(argv: string[], env: Env = process.env, load
       maxWaitingPerAddress: v['max-waiting-per-address'] ?? Math.ceil(v['max-queue'] / 2),
       rateLimit: v['rate-limit'],
       retentionMs: v.retention,
+      messageRate: v['message-rate'],
     },
     secret,
     secretSource: source,
@@ -134,5 +159,8 @@ export function parseDispatcherArgs(argv: string[], env: Env = process.env, load
     trustProxy: v['trust-proxy'],
     verbose: v.verbose,
     workers: v.workers,
+    links: v.link ?? [],
+    maxHops: v['max-hops'],
+    noEvents: v['no-events'],
   };
 }

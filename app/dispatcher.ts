@@ -2,7 +2,9 @@
 // waiting room and the sessions of render servers (control) and browsers (stream) together, and
 // is the event source a program embedding the dispatcher listens to. State lives in the store;
 // what is kept here is bookkeeping for events and sockets. Several dispatchers may share one store:
-// what another one does that frees a server reaches this one as the store's change notice.
+// what another one does that frees a server reaches this one as the store's change notice. Each
+// dispatcher is also a member of a flock (app/flock/): it relays messages with the dispatchers it
+// is linked to, and a site whose servers are all busy is lent one by a linked site.
 
 import { CLOSE } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
@@ -10,6 +12,7 @@ import { createAllocator } from './allocator.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents } from './events.ts';
+import { DEFAULT_MAX_HOPS, createFlock, type FlockOptions } from './flock/flock.ts';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
@@ -46,10 +49,12 @@ export interface Policy {
   rateLimit: number;
   /** How long the rows of servers gone offline or expired are kept for operators to see. */
   retentionMs: number;
+  /** Messages a second one page may send to the flock (bursts of five times that); 0 for no limit. */
+  messageRate: number;
 }
 
 export const DEFAULT_POLICY: Policy = {
-  minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 10 * 60_000,
+  minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 10 * 60_000, messageRate: 10,
 };
 
 /** A burst is this many seconds' worth of the rate limit. */
@@ -63,20 +68,29 @@ export interface DispatcherOptions {
   /** Unset fields take their defaults. */
   policy?: Partial<Policy>;
   clock?: Clock;
+  /** Its place in the flock; without a secret, no other dispatcher can link to it. */
+  flock?: Partial<FlockOptions>;
 }
 
 export type DrainResult = { ok: true; server: ServerView } | { ok: false; status: 404 | 409; reason: string };
 
-export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: given, clock = systemClock }: DispatcherOptions) {
+export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: given, clock = systemClock, flock: flockOptions = {} }: DispatcherOptions) {
   const policy: Policy = { ...DEFAULT_POLICY, ...given };
   const events = createEventSource<DispatcherEvents>();
   const log = (level: DispatcherEvents['log']['level'], message: string) => events.emit('log', { level, message });
   const failures = createStoreFailures(log, () => clock.now());
-  const allocator: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, log });
+  const local: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, log });
+  const flock = createFlock(
+    { secret: crypto.randomUUID(), maxHops: DEFAULT_MAX_HOPS, noEvents: false, ...flockOptions },
+    { events, store, local, minHealth: policy.minHealth, claimMs: timings.claimMs, log, failed: (what, error) => failures.failed(what, error), now: () => clock.now() },
+  );
+  // Pages are served from this site's servers first, then from those linked sites lend.
+  const allocator = flock.allocator;
   const room = createWaitingRoom({
     store, allocator, maxQueue: policy.maxQueue, maxPerAddress: policy.maxWaitingPerAddress, failed: (error) => failures.failed('serving the waiting room', error),
   });
   const rateLimit = createRateLimit({ perSecond: policy.rateLimit, burst: policy.rateLimit * BURST_SECONDS, now: () => clock.now() });
+  const messageLimit = createRateLimit({ perSecond: policy.messageRate, burst: policy.messageRate * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();
   const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock);
   let purgedAt = clock.now();
@@ -94,8 +108,15 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   void store.keepAlive(timings.ttlMs).catch((error) => failures.failed('starting', error));
   const unsubscribe = store.onChange(({ serverId }) => {
     if (serverId) allocator.released(serverId);
+    else flock.lending.changed();
     if (room.hasWaiting()) void room.serve();
   });
+  // Render servers coming and going change what this site can lend; a linked site with more free
+  // servers than before may serve a page waiting here.
+  const countAgain = ({ kind }: { kind: string }) => kind === 'render' && flock.lending.changed();
+  events.on('server.new', countAgain);
+  events.on('server.lost', countAgain);
+  flock.lending.onFreed(() => room.hasWaiting() && void room.serve());
 
   async function sweepOnce(): Promise<void> {
     await store.keepAlive(timings.ttlMs);
@@ -116,6 +137,8 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
       await store.maintain();
     }
     failures.succeeded();
+    // Claims lapse with time, and capacity is told again now and then even when unchanged.
+    flock.lending.changed();
     if (room.hasWaiting()) void room.serve();
   }
 
@@ -169,9 +192,23 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     policy,
     allocate: allocator.allocate,
     openControl: (link: Link): Session => tracked(link, openControlSession(controlContext, link)),
-    openStream: (link: Link, peer: Peer): Session => tracked(link, openStreamSession({ allocator, room, events, rateLimit, failures }, link, peer)),
+    openStream: (link: Link, peer: Peer): Session =>
+      tracked(link, openStreamSession({ allocator, room, events, rateLimit, messageLimit, relay: flock.relay, failures }, link, peer)),
+    /** Another dispatcher dialled this one on /v1/link. */
+    openLink: (link: Link, peer: Peer): Session => tracked(link, flock.openLink(link, peer.address)),
+    flock: {
+      /** This dispatcher's id in the flock. */
+      member: flock.member,
+      /** Keeps a link to the dispatcher at a ws:// URL, dialling again whenever it drops. */
+      link: flock.link,
+      /** Sends a message to this dispatcher's subscribed pages and the whole flock. */
+      send: flock.relay.send,
+      /** Its links and what it heard, for GET /v1/flock. */
+      view: flock.view,
+    },
     /** Closes every socket with 1001 and `reason` (pages ask again, render servers move to another dispatcher); resolves once each session has ended. */
     async goAway(reason: string, timeoutMs = 2000): Promise<void> {
+      flock.stop();
       for (const link of links) link.close(CLOSE.goingAway, reason);
       const deadline = Date.now() + timeoutMs;
       while (links.size && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

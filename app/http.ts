@@ -164,6 +164,17 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
     sessionRoute(upgradeWebSocket, dispatcher.openControl, peerOf, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
   );
 
+  // The flock: this dispatcher's links, for operators; and linked dispatchers' sockets, which
+  // prove they know the secret in their handshake (no secret crosses the wire) and are never a
+  // browser page.
+  app.get(PATHS.flock, operator, (c) => c.json(dispatcher.flock.view()));
+  app.get(
+    PATHS.link,
+    requireUpgrade,
+    requireOrigin(origins.link),
+    sessionRoute(upgradeWebSocket, dispatcher.openLink, peerOf, (ws) => ws.close(CLOSE.unsupportedData, 'link frames are JSON text'), report),
+  );
+
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
 
   app.onError(async (error, c) => {

@@ -41,8 +41,11 @@ events.on('log', ({ level, message }) => {
   if (level === 'debug' && !config.verbose) return;
   (level === 'warn' || level === 'error' ? console.error : console.log)(`${tag}: ${message}`);
 });
-events.on('server.lost', ({ id, url, reason }) => console.log(`${tag}: render server ${id} at ${url} lost (${reason})`));
-console.log(`${tag}: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${running.store}, secret from ${config.secretSource})`);
+events.on('server.lost', ({ kind, id, url, reason }) => {
+  // A link's loss is logged by the flock itself, with what happens next.
+  if (kind === 'render') console.log(`${tag}: render server ${id} at ${url} lost (${reason})`);
+});
+console.log(`${tag}: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${running.store}, secret from ${config.secretSource}, flock member ${running.dispatcher.flock.member})`);
 
 let stopping = false;
 async function stop(signal: string) {

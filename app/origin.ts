@@ -2,7 +2,7 @@
 // handshake and every cross-site request in the Origin header; programs (render servers, curl)
 // send none. So a request with no Origin is not a browser's and is judged by the secret alone,
 // and a request with one is judged here, before any socket exists:
-// - render servers' control channel: never a browser;
+// - render servers' control channel and linked dispatchers' /v1/link: never a browser;
 // - operator routes: only pages the dispatcher serves itself, reached by a name it answers to
 //   (a page on another site that re-points its DNS at 127.0.0.1 keeps its own Host and is refused);
 // - /stream: the pages that are its users. By default pages opened from disk (Origin "null"),
@@ -53,6 +53,12 @@ export function createOriginPolicy(policy: OriginPolicy) {
     control(origin: string | undefined): OriginVerdict {
       if (origin === undefined) return OK;
       return { ok: false, reason: `browser pages may not open the control channel (Origin ${origin})` };
+    },
+
+    /** /v1/link: linked dispatchers are programs too. */
+    link(origin: string | undefined): OriginVerdict {
+      if (origin === undefined) return OK;
+      return { ok: false, reason: `browser pages may not link to the flock (Origin ${origin})` };
     },
 
     /** Operator routes: the dispatcher's own pages only. */

@@ -56,7 +56,7 @@ describe('dispatcher over real sockets', () => {
 
     const lost = new Promise((resolve) => running.dispatcher.events.on('server.lost', resolve));
     control.close();
-    expect(await lost).toEqual({ id: 'srv', url: 'ws://127.0.0.1:16999/stream', reason: 'closed' });
+    expect(await lost).toEqual({ kind: 'render', id: 'srv', url: 'ws://127.0.0.1:16999/stream', reason: 'closed' });
     expect(await ask()).toBe('none');
   });
 

@@ -1,11 +1,13 @@
 // The Bun adapter: the only file of the dispatcher that serves with Bun.* (the PostgreSQL engine's
 // client and the primary of `--workers` are the others that touch Bun). It opens the lease store
-// (or is given one, as a worker is), serves the Hono app with Bun's native WebSocket handler, and
-// sweeps on a timer.
+// (or is given one, as a worker is), serves the Hono app with Bun's native WebSocket handler,
+// dials the flock's links with Bun's WebSocket client, and sweeps on a timer.
 
 import { join } from 'node:path';
 import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
+import type { Connect } from './flock/dialer.ts';
+import { DEFAULT_MAX_HOPS } from './flock/flock.ts';
 import type { LeaseStore } from './lease-store.ts';
 import { createApp } from './http.ts';
 import { openStore } from './open-store.ts';
@@ -29,7 +31,7 @@ export interface RunningDispatcher {
 
 /** What starting needs of the config; the rest has its defaults. */
 export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timings' | 'policy' | 'secret'> &
-  Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy'>>;
+  Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy' | 'links' | 'maxHops' | 'noEvents'>>;
 
 export interface StartHow {
   /** For tests that move time. */
@@ -42,7 +44,10 @@ export interface StartHow {
 
 export async function startDispatcher(config: StartOptions, { clock, store: given, reusePort = false }: StartHow = {}): Promise<RunningDispatcher> {
   const store = given ?? (await openStore(config.db, clock));
-  const dispatcher = createDispatcher({ store, timings: config.timings, policy: config.policy, clock });
+  const dispatcher = createDispatcher({
+    store, timings: config.timings, policy: config.policy, clock,
+    flock: { secret: config.secret, maxHops: config.maxHops ?? DEFAULT_MAX_HOPS, noEvents: config.noEvents ?? false, connect },
+  });
   // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
   let server: ReturnType<typeof Bun.serve> | null = null;
   const app = createApp({
@@ -62,6 +67,7 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024 },
   });
   const sweeper = setInterval(dispatcher.sweep, config.timings.heartbeatMs);
+  for (const url of config.links ?? []) dispatcher.flock.link(url);
   const port = server.port ?? config.port;
   const listening = server;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -83,3 +89,15 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     },
   };
 }
+
+/** A link to another dispatcher over Bun's WebSocket client (which sends no Origin: it is no browser page). */
+const connect: Connect = (url, on) => {
+  const ws = new WebSocket(url);
+  ws.onopen = () => on.open();
+  ws.onmessage = (event) => {
+    if (typeof event.data === 'string') on.message(event.data);
+    else ws.close(1003, 'link frames are JSON text');
+  };
+  ws.onclose = (event) => on.close(event.code, event.reason);
+  return { send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) };
+};

@@ -3,12 +3,16 @@
 // `wait` to stand in the waiting room instead of being told none. What one page may take is
 // bounded: one unclaimed server at a time (asking again returns the same one), a rate per
 // address, and a share of the waiting room per address. A store that cannot be reached is an
-// answer too: `none`, with the reason `store unavailable` in the JSON form.
+// answer too: `none`, with the reason `store unavailable` in the JSON form. A page may also speak
+// to the flock: `message` raises its events here and travels on to every linked dispatcher and
+// their subscribed pages, and `subscribe` has the flock's messages sent to this page; messages are
+// limited in size (by the protocol) and in rate, per connection.
 
-import { NONE, encode, parseStreamRequest, type DispatcherToBrowser } from '../common/protocol.ts';
+import { NONE, encode, parseStreamRequest, type DispatcherToBrowser, type PageMessage, type ServerRequest } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
 import type { DispatcherEvents, EventSource } from './events.ts';
+import type { Relay } from './flock/relay.ts';
 import { inOrder } from './in-order.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { StoreFailures } from './store-failures.ts';
@@ -28,10 +32,13 @@ export interface StreamContext {
   room: WaitingRoom;
   events: EventSource<DispatcherEvents>;
   rateLimit: RateLimit;
+  /** Messages to the flock, counted per connection. */
+  messageLimit: RateLimit;
+  relay: Relay;
   failures: StoreFailures;
 }
 
-export function openStreamSession({ allocator, room, events, rateLimit, failures }: StreamContext, link: Link, peer: Peer): Session {
+export function openStreamSession({ allocator, room, events, rateLimit, messageLimit, relay, failures }: StreamContext, link: Link, peer: Peer): Session {
   const conn = crypto.randomUUID();
   let open = true;
   events.emit('connection.new', { id: conn });
@@ -49,6 +56,23 @@ export function openStreamSession({ allocator, room, events, rateLimit, failures
       return send({ type: 'error', error: parsed.error, ...(parsed.field ? { field: parsed.field } : {}) });
     }
     const request = parsed.value;
+    if (request.type === 'message') return toFlock(request);
+    if (request.type === 'subscribe') {
+      relay.subscribe(conn, send);
+      return send({ type: 'subscribed' });
+    }
+    return serverUrl(request);
+  }
+
+  function toFlock({ event, user, data }: PageMessage): void {
+    const rate = messageLimit.take(conn);
+    if (!rate.ok) {
+      return send({ type: 'error', error: `too many messages on this connection (at most ${messageLimit.perSecond} a second): try again in ${rate.retryMs}ms`, retryMs: rate.retryMs });
+    }
+    relay.fromPage(conn, { event, user, data }, send);
+  }
+
+  async function serverUrl(request: ServerRequest & { json: boolean }): Promise<void> {
     const requestId = request.requestId ? { requestId: request.requestId } : {};
     const rate = rateLimit.take(peer.address);
     if (!rate.ok) {
@@ -77,6 +101,7 @@ export function openStreamSession({ allocator, room, events, rateLimit, failures
 
   function closed(): Promise<void> {
     open = false;
+    relay.unsubscribe(conn);
     events.emit('connection.lost', { id: conn });
     return room.leave(conn);
   }

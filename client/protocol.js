@@ -26,6 +26,8 @@
     DEFAULT_RENDER_PORT: () => DEFAULT_RENDER_PORT,
     GET_SERVER_URL: () => GET_SERVER_URL,
     LIMITS: () => LIMITS,
+    MAX_HOPS_LIMIT: () => MAX_HOPS_LIMIT,
+    MAX_PAGE_MESSAGE: () => MAX_PAGE_MESSAGE,
     NONE: () => NONE,
     PATHS: () => PATHS,
     SECRET_ENV: () => SECRET_ENV,
@@ -34,6 +36,7 @@
     parseBrowserToRender: () => parseBrowserToRender,
     parseDispatcherAnswer: () => parseDispatcherAnswer,
     parseDispatcherMessage: () => parseDispatcherMessage,
+    parseLinkFrame: () => parseLinkFrame,
     parseRenderMessage: () => parseRenderMessage,
     parseRenderToBrowser: () => parseRenderToBrowser,
     parseStreamRequest: () => parseStreamRequest,
@@ -89,19 +92,22 @@
     } catch {
       return { ok: false, error: "message is not valid JSON" };
     }
+    return checkVariant(registry, data, "type", "message");
+  }
+  function checkVariant(registry, data, tag, what) {
     if (typeof data !== "object" || data === null || Array.isArray(data)) {
-      return { ok: false, error: "message must be a JSON object" };
+      return { ok: false, error: `${what} must be a JSON object` };
     }
     const record = data;
-    const type = record.type;
-    if (typeof type !== "string" || !Object.hasOwn(registry, type)) {
-      return { ok: false, field: "type", error: `type must be one of ${Object.keys(registry).join(", ")}` };
+    const variant = record[tag];
+    if (typeof variant !== "string" || !Object.hasOwn(registry, variant)) {
+      return { ok: false, field: tag, error: `${tag} must be one of ${Object.keys(registry).join(", ")}` };
     }
-    const value = { type };
-    for (const [field, check] of Object.entries(registry[type])) {
+    const value = { [tag]: variant };
+    for (const [field, check] of Object.entries(registry[variant])) {
       const problem = check(record[field]);
       if (problem)
-        return { ok: false, field, error: `${type}.${field} ${problem}` };
+        return { ok: false, field, error: `${variant}.${field} ${problem}` };
       if (record[field] !== undefined)
         value[field] = record[field];
     }
@@ -119,7 +125,9 @@
     control: "/v1/control",
     servers: "/v1/servers",
     healthz: "/healthz",
-    readyz: "/readyz"
+    readyz: "/readyz",
+    link: "/v1/link",
+    flock: "/v1/flock"
   };
   var SECRET_ENV = "RENDER_DISPATCH_SECRET";
   var TICKET_PARAM = "ticket";
@@ -131,7 +139,9 @@
     internalError: 1011,
     tryAgainLater: 1013,
     replaced: 4000,
-    conflict: 4001
+    conflict: 4001,
+    unauthorized: 4003,
+    duplicateLink: 4009
   };
   var DEFAULT_CAMERA = { yaw: 0, pitch: 0, distance: 4 };
   var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };
@@ -166,13 +176,51 @@
     lease: { expiresAt: number({ min: 0 }) },
     error: ERROR
   };
+  var EVENT_CODE = text({ max: 64, pattern: /^[A-Za-z0-9_.:-]+$/, like: "letters, digits and . _ : -" });
+  var USER = text({ max: 128 });
+  var ANY = () => null;
+  var MAX_PAGE_MESSAGE = 4096;
   var BROWSER_TO_DISPATCHER = {
-    get_server_url: { requestId: optional(REQUEST_ID), session: optional(SESSION), wait: optional(boolean) }
+    get_server_url: { requestId: optional(REQUEST_ID), session: optional(SESSION), wait: optional(boolean) },
+    message: { event: optional(EVENT_CODE), user: optional(USER), data: ANY },
+    subscribe: {}
   };
   var DISPATCHER_TO_BROWSER = {
     server_url: { url: text(), requestId: optional(text()) },
     none: { reason: text(), requestId: optional(text()) },
     queued: { position: number({ min: 1, integer: true }), size: number({ min: 1, integer: true }), estimateMs: optional(number({ min: 0 })) },
+    subscribed: {},
+    message: { from: text(), event: optional(text()), user: optional(text()), data: ANY },
+    error: ERROR
+  };
+  var MEMBER = text({ min: 8, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: "letters, digits, _ and -" });
+  var NONCE = text({ min: 16, max: 64, pattern: /^[A-Za-z0-9_-]+$/, like: "base64url" });
+  var PROOF = text({ min: 64, max: 64, pattern: /^[0-9a-f]+$/, like: "lowercase hex" });
+  var HOLDER = text({ max: 200 });
+  var CALL = number({ min: 1, integer: true });
+  var MAX_HOPS_LIMIT = 64;
+  var FLOCK_BODY = {
+    message: { event: optional(EVENT_CODE), user: optional(USER), data: ANY },
+    capacity: { free: number({ min: 0, integer: true }) },
+    borrow: { call: CALL, holder: HOLDER, requestId: optional(text({ max: 200 })), session: optional(SESSION) },
+    lent: { call: CALL, url: optional(text({ max: LIMITS.urlLength * 2 })), serverId: optional(SERVER_ID), reason: optional(text()) },
+    return: { serverId: SERVER_ID, requestId: optional(text({ max: 200 })) }
+  };
+  var BODY = (value) => {
+    const checked = checkVariant(FLOCK_BODY, value, "kind", "body");
+    return checked.ok ? null : checked.error.replace(/^body /, "");
+  };
+  var LINK_FRAMES = {
+    link_challenge: { member: MEMBER, nonce: NONCE },
+    link_hello: { member: MEMBER, nonce: NONCE, proof: PROOF },
+    link_welcome: { member: MEMBER, proof: PROOF },
+    relay: {
+      origin: MEMBER,
+      seq: number({ min: 1, integer: true }),
+      hops: number({ min: 1, max: MAX_HOPS_LIMIT, integer: true }),
+      to: optional(MEMBER),
+      body: BODY
+    },
     error: ERROR
   };
   var CAMERA_FIELDS = {
@@ -204,6 +252,13 @@
   var parseDispatcherAnswer = (text) => parseWith(DISPATCHER_TO_BROWSER, text);
   var parseBrowserToRender = (text) => parseWith(BROWSER_TO_RENDER, text);
   var parseRenderToBrowser = (text) => parseWith(RENDER_TO_BROWSER, text);
+  function parseLinkFrame(text) {
+    const parsed = parseWith(LINK_FRAMES, text);
+    if (!parsed.ok || parsed.value.type !== "relay")
+      return parsed;
+    const body = checkVariant(FLOCK_BODY, parsed.value.body, "kind", "body");
+    return body.ok ? { ok: true, value: { ...parsed.value, body: body.value } } : { ok: false, error: `relay.body ${body.error}`, field: "body" };
+  }
   function encode(message) {
     return JSON.stringify(message);
   }
@@ -212,6 +267,8 @@
       return { ok: true, value: { type: "get_server_url", json: false } };
     if (!message.startsWith("{"))
       return { ok: false, error: streamErrorReply(message) };
+    if (message.length > MAX_PAGE_MESSAGE)
+      return { ok: false, error: `messages on ${PATHS.stream} are at most ${MAX_PAGE_MESSAGE} characters of JSON` };
     const parsed = parseWith(BROWSER_TO_DISPATCHER, message);
     return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
   }

@@ -74,6 +74,8 @@
         var parsed = P.parseDispatcherAnswer(String(message.data));
         if (!parsed.ok) return on.state('error', 'The dispatcher sent something unexpected: ' + parsed.error);
         var answer = parsed.value;
+        // The flock's messages come only to pages that subscribe, which this one does not.
+        if (answer.type === 'subscribed' || answer.type === 'message') return;
         if (answer.type === 'queued') {
           answered = true;
           return on.state('waiting', waitingText(answer), answer);
