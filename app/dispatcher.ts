@@ -205,6 +205,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
       send: flock.relay.send,
       /** Its links and what it heard, for GET /v1/flock. */
       view: flock.view,
+      joinSiblings: flock.joinSiblings,
     },
     /** Closes every socket with 1001 and `reason` (pages ask again, render servers move to another dispatcher); resolves once each session has ended. */
     async goAway(reason: string, timeoutMs = 2000): Promise<void> {

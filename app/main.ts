@@ -7,7 +7,7 @@ import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
 import { SchemaTooNew } from './lease-store.ts';
 import { isPostgresUrl, openWorkerStore } from './open-store.ts';
 import { startDispatcher } from './server.ts';
-import { primaryChannel, runPrimary, workerNumber } from './workers.ts';
+import { primaryChannel, runPrimary, siblingsLink, workerNumber } from './workers.ts';
 
 const config = configFromArgv('dispatcher', DISPATCHER_USAGE, parseDispatcherArgs);
 const worker = workerNumber();
@@ -36,6 +36,7 @@ async function start() {
   }
 }
 const running = await start().catch(cannotStart);
+if (worker !== null) running.dispatcher.flock.joinSiblings(siblingsLink());
 const { events } = running.dispatcher;
 events.on('log', ({ level, message }) => {
   if (level === 'debug' && !config.verbose) return;

@@ -5,13 +5,23 @@
 // are all in the store (no sticky routing as with Node's cluster module). On a SQLite file the
 // primary holds the file and serves each worker a view of it over Bun's IPC channel; on
 // PostgreSQL each worker is simply another dispatcher on the database. A worker that dies is
-// started again (common/supervisor.ts); SIGTERM or SIGINT has every worker drain and exit.
+// started again (common/supervisor.ts); SIGTERM or SIGINT has every worker drain and exit. Each
+// worker is a member of the flock; the primary passes every flock frame a worker sends on to all
+// the others, so a message reaching one worker (from a page or a link) reaches them all.
 
 import { join } from 'node:path';
 import { superviseChildren } from '../common/supervisor.ts';
 import { CORES, type DispatcherConfig } from './config.ts';
 import { hostStore } from './open-store.ts';
+import type { RelayFrame } from '../common/protocol.ts';
+import type { SiblingsLink } from './flock/flock.ts';
 import type { Channel, LinkMessage } from './store-link.ts';
+
+/** A flock frame between a worker and its siblings, through the primary. */
+interface SiblingFrame {
+  t: 'flock';
+  frame: RelayFrame;
+}
 
 /** Set in a worker's environment to its number (1 … N); unset in a dispatcher run without --workers. */
 export const WORKER_ENV = 'RENDER_DISPATCH_WORKER';
@@ -30,6 +40,20 @@ export function primaryChannel(): Channel {
     send: (message) => void process.send!(message),
     onMessage(listener) {
       const handler = (message: unknown) => listener(message as LinkMessage);
+      process.on('message', handler);
+      return () => void process.off('message', handler);
+    },
+  };
+}
+
+/** A worker's link to its sibling workers: what it sends, the primary passes to every other worker. */
+export function siblingsLink(): SiblingsLink {
+  return {
+    send: (frame) => void process.send!({ t: 'flock', frame } satisfies SiblingFrame),
+    onFrame(listener) {
+      const handler = (message: unknown) => {
+        if ((message as SiblingFrame | null)?.t === 'flock') listener((message as SiblingFrame).frame);
+      };
       process.on('message', handler);
       return () => void process.off('message', handler);
     },
@@ -60,6 +84,7 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
   const log = (line: string) => console.log(`dispatcher (primary): ${line}`);
   const port = portForWorkers(config.host, config.port);
   const hosted = hostStore(config.db);
+  const running = new Set<ReturnType<typeof Bun.spawn>>();
   const supervisor = superviseChildren({
     count: config.workers,
     name: (index) => `worker ${index + 1}`,
@@ -70,8 +95,12 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
         env: { ...process.env, [WORKER_ENV]: String(index + 1) },
         stdio: ['ignore', 'inherit', 'inherit'],
         serialization: 'json',
-        ipc: (message) => listeners.forEach((listener) => listener(message as LinkMessage)),
+        ipc: (message) => {
+          if ((message as SiblingFrame | null)?.t !== 'flock') return listeners.forEach((listener) => listener(message as LinkMessage));
+          for (const sibling of running) if (sibling !== child && sibling.exitCode === null && sibling.signalCode === null) sibling.send(message);
+        },
       });
+      running.add(child);
       const served = hosted?.serve({
         send(message) {
           // A worker that has just died cannot be answered; its calls die with it.
@@ -83,6 +112,7 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
         },
       });
       const exited = child.exited.then(async (code) => {
+        running.delete(child);
         // The view goes with its worker: its places in the waiting line are given up at once.
         await served?.stop().catch(() => {});
         return child.signalCode ?? code;

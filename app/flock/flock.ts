@@ -3,7 +3,7 @@
 // whether or not it has links: a page's message still raises its events and reaches the other
 // pages here.
 
-import { PATHS } from '../../common/protocol.ts';
+import { PATHS, type RelayFrame } from '../../common/protocol.ts';
 import type { Allocator } from '../allocator.ts';
 import type { Link, Session } from '../control-session.ts';
 import type { DispatcherEvents, EventSource } from '../events.ts';
@@ -26,6 +26,15 @@ export interface FlockOptions {
 }
 
 export const DEFAULT_MAX_HOPS = 8;
+
+/** The other workers of the same `--workers N` dispatcher, reached through their primary. */
+export interface SiblingsLink {
+  send(frame: RelayFrame): void;
+  onFrame(listener: (frame: RelayFrame) => void): () => void;
+}
+
+/** The peer name of the siblings' link: never a member id (those are 16 hex digits). */
+const SIBLINGS = 'sibling-workers';
 
 export interface FlockContext {
   events: EventSource<DispatcherEvents>;
@@ -133,6 +142,14 @@ export function createFlock(options: FlockOptions, ctx: FlockContext) {
       const dialer = createDialer({ url, connect: options.connect, session: (link, up) => session('dialer', url, link, up), log: ctx.log, now: ctx.now });
       dialers.set(url, dialer);
       dialer.start();
+    },
+    /**
+     * Links this worker to its siblings: everything relayed here reaches them, and the reverse.
+     * Not announced as a server connection: it is this same dispatcher, in other processes.
+     */
+    joinSiblings(siblings: SiblingsLink): void {
+      const attached = relay.attach({ peer: SIBLINGS, address: 'sibling workers (through the primary)', direction: 'in', send: siblings.send }, { quiet: true });
+      siblings.onFrame((frame) => attached.receive(frame));
     },
     /** A dispatcher dialled this one on /v1/link from `address`. */
     openLink: (link: Link, address: string): Session => session('listener', address, link),

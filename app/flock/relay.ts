@@ -146,7 +146,7 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
   return {
     member,
     /** A link came up: from now on frames go both ways. Raises `server.new` (kind dispatcher). */
-    attach(end: LinkEnd): AttachedLink {
+    attach(end: LinkEnd, { quiet = false }: { quiet?: boolean } = {}): AttachedLink {
       const stats: LinkStats = { peer: end.peer, address: end.address, direction: end.direction, since: now(), received: 0, duplicates: 0, sent: 0, echoes: 0 };
       const entry: Entry = {
         end,
@@ -154,12 +154,12 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
         receive: (frame) => receive(entry, frame),
         detach: () => {
           if (!links.delete(entry)) return;
-          events.emit('server.lost', { kind: 'dispatcher', id: end.peer, url: end.address, reason: 'closed' });
+          if (!quiet) events.emit('server.lost', { kind: 'dispatcher', id: end.peer, url: end.address, reason: 'closed' });
           for (const listener of linkChanged) listener();
         },
       };
       links.add(entry);
-      events.emit('server.new', { kind: 'dispatcher', id: end.peer, url: end.address });
+      if (!quiet) events.emit('server.new', { kind: 'dispatcher', id: end.peer, url: end.address });
       for (const listener of linkChanged) listener();
       return entry;
     },
