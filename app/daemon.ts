@@ -77,7 +77,8 @@ function clientUrl(port: number): string {
 
 export class Server {
   private readonly config: ServerConfig;
-  private readonly handlers: [keyof DispatcherEvents, Handler<never>][] = [];
+  /** Handlers added before init(), attached when it starts. */
+  private readonly pending: ((events: RunningDispatcher['dispatcher']['events']) => void)[] = [];
   private running: RunningDispatcher | null = null;
   private readonly links: string[];
 
@@ -91,7 +92,7 @@ export class Server {
   /** Listens for an event; handlers added before init() are attached when it starts. */
   on<K extends keyof DispatcherEvents>(event: K, handler: Handler<K>): this {
     if (this.running) this.running.dispatcher.events.on(event, handler);
-    else this.handlers.push([event, handler as Handler<never>]);
+    else this.pending.push((events) => events.on(event, handler));
     return this;
   }
 
@@ -109,7 +110,7 @@ export class Server {
       maxHops: daemon.maxHops ?? DEFAULT_MAX_HOPS,
       noEvents: daemon.noEvents ?? false,
     });
-    for (const [event, handler] of this.handlers) this.running.dispatcher.events.on(event, handler);
+    for (const attach of this.pending) attach(this.running.dispatcher.events);
     for (const url of this.links) this.running.dispatcher.flock.link(url);
     return this;
   }
