@@ -64,7 +64,9 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     port: config.port,
     reusePort,
     fetch: app.fetch,
-    websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024 },
+    // A page that subscribes to the flock and never reads would otherwise have its messages
+    // queued here without bound: past 4 MiB unsent, its socket is closed.
+    websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024, backpressureLimit: 4 * 1024 * 1024, closeOnBackpressureLimit: true },
   });
   const sweeper = setInterval(dispatcher.sweep, config.timings.heartbeatMs);
   for (const url of config.links ?? []) dispatcher.flock.link(url);

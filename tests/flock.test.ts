@@ -3,7 +3,8 @@
 // own); a member embedding the daemon whose handler stops a message (returnValue = false); lending
 // in a line A–B–C with render servers only at C (a page at A streams from C's server, C's servers
 // are never handed out twice when C's pages and A's race, A says none once C is full); and a link
-// cut and restored through a TCP proxy (both ends report it, relay resumes, nothing twice).
+// cut and restored through a TCP proxy (both ends report it, relay resumes, nothing twice); and the
+// workers of one `--workers 2` dispatcher passing the flock on to each other.
 
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -176,6 +177,36 @@ describe('lending: A–B–C in a line, render servers only at C', () => {
     const none = await askJson(a, { requestId: 'after-full' });
     assert.equal(none.type, 'none');
     assert.equal(await askDispatcher(a), 'none');
+  });
+});
+
+describe('a dispatcher with --workers 2 in the flock', () => {
+  test("a message reaches the pages on both workers and a linked dispatcher's, once each", async () => {
+    const [a, b] = await Promise.all([freePort(), freePort()]);
+    const workers = startDispatcher(a, ':memory:', ['--workers', '2', '--message-rate', '0']);
+    running.push(workers);
+    await workers.waitForOutput(/dispatcher 1: listening/);
+    await workers.waitForOutput(/dispatcher 2: listening/);
+    await member(b, [a]);
+    await linksUp(b, 1);
+    // Linux spreads connections over both workers; with eight pages each worker very likely holds some.
+    const pages = await Promise.all(Array.from({ length: 8 }, () => subscribedPage(a)));
+    const atB = await subscribedPage(b);
+    const sender = await openSocket(`ws://127.0.0.1:${b}/stream`);
+    for (let n = 0; n < 50; n++) sender.send(JSON.stringify({ type: 'message', data: n }));
+    pages[0].ws.send(JSON.stringify({ type: 'message', data: 'from a page on the workers' }));
+    const expected = Array.from({ length: 50 }, (_, n) => n);
+    await waitFor('every page has the fifty', () => pages.every((page) => page.got.length >= 50));
+    await waitFor("B's page has the workers' message", () => atB.got.length === 51);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const [i, page] of pages.entries()) {
+      assert.deepEqual(page.got.filter((d) => typeof d === 'number'), expected);
+      assert.deepEqual(page.got.filter((d) => typeof d === 'string'), i === 0 ? [] : ['from a page on the workers']);
+    }
+    // Sorted alike on both sides: the workers' message may overtake B's own.
+    assert.deepEqual([...atB.got].sort(), [...expected, 'from a page on the workers'].sort());
+    for (const ws of [sender, atB.ws, ...pages.map((page) => page.ws)]) ws.close();
+    assert.equal(await workers.stop(), 0);
   });
 });
 
