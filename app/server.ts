@@ -5,6 +5,7 @@
 
 import { join } from 'node:path';
 import { upgradeWebSocket, websocket } from 'hono/bun';
+import { CLOSE } from '../common/protocol.ts';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
 import type { Connect } from './flock/dialer.ts';
 import { DEFAULT_MAX_HOPS } from './flock/flock.ts';
@@ -15,6 +16,9 @@ import { createOriginPolicy } from './origin.ts';
 import type { DispatcherConfig } from './config.ts';
 
 export const CLIENT_DIR = join(import.meta.dir, '..', 'client');
+
+/** A socket this far behind (bytes queued unsent) is closed, in either direction of a link. */
+const MAX_UNSENT = 4 * 1024 * 1024;
 
 export interface RunningDispatcher {
   dispatcher: Dispatcher;
@@ -65,8 +69,8 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     reusePort,
     fetch: app.fetch,
     // A page that subscribes to the flock and never reads would otherwise have its messages
-    // queued here without bound: past 4 MiB unsent, its socket is closed.
-    websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024, backpressureLimit: 4 * 1024 * 1024, closeOnBackpressureLimit: true },
+    // queued here without bound: past MAX_UNSENT, its socket is closed.
+    websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024, backpressureLimit: MAX_UNSENT, closeOnBackpressureLimit: true },
   });
   const sweeper = setInterval(dispatcher.sweep, config.timings.heartbeatMs);
   for (const url of config.links ?? []) dispatcher.flock.link(url);
@@ -101,5 +105,12 @@ const connect: Connect = (url, on) => {
     else ws.close(1003, 'link frames are JSON text');
   };
   ws.onclose = (event) => on.close(event.code, event.reason);
-  return { send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) };
+  return {
+    send(text) {
+      // The same bound as the listening side's: a link that far behind is closed (and dialled again).
+      if (ws.bufferedAmount > MAX_UNSENT) return ws.close(CLOSE.tooFarBehind, `link more than ${MAX_UNSENT} bytes behind`);
+      ws.send(text);
+    },
+    close: (code, reason) => ws.close(code, reason),
+  };
 };

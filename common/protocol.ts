@@ -51,8 +51,10 @@ export const CLOSE = {
   conflict: 4001,
   /** A linked dispatcher that could not prove it knows the flock's secret, or did not try in time. */
   unauthorized: 4003,
-  /** A link to a dispatcher this one is already linked to, or to itself. */
-  duplicateLink: 4009,
+  /** A link to itself. */
+  selfLink: 4009,
+  /** A link whose other end reads too slowly: more than 4 MiB waited unsent. */
+  tooFarBehind: 4013,
 } as const;
 
 /** What a render server says of its one client. */

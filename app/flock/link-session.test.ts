@@ -113,7 +113,7 @@ describe('link handshake', () => {
 
     const { atDialer } = link(a, a);
     await settle();
-    expect(atDialer.closed).toEqual({ code: CLOSE.duplicateLink, reason: 'a dispatcher cannot link to itself' });
+    expect(atDialer.closed).toEqual({ code: CLOSE.selfLink, reason: 'a dispatcher cannot link to itself' });
     expect(a.links()).toEqual([]);
   });
 });

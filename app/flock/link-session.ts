@@ -50,7 +50,7 @@ export function openLinkSession({ relay, prover, role, address, log, up, handsha
   const timer = setTimeout(() => refuse(CLOSE.unauthorized, `no link handshake within ${handshakeMs}ms`), handshakeMs);
 
   function attach(peer: string): void {
-    if (peer === relay.member) return refuse(CLOSE.duplicateLink, 'a dispatcher cannot link to itself');
+    if (peer === relay.member) return refuse(CLOSE.selfLink, 'a dispatcher cannot link to itself');
     clearTimeout(timer);
     attached = relay.attach({ peer, address, direction: role === 'dialer' ? 'out' : 'in', send });
     log('info', `linked ${role === 'dialer' ? 'to' : 'from'} dispatcher ${peer} at ${address}`);
@@ -73,7 +73,7 @@ export function openLinkSession({ relay, prover, role, address, log, up, handsha
       return send({ type: 'error', error: `${frame.type} after the handshake`, field: 'type' });
     }
     if (role === 'dialer' && frame.type === 'link_challenge' && challenger === null) {
-      if (frame.member === relay.member) return refuse(CLOSE.duplicateLink, 'a dispatcher cannot link to itself');
+      if (frame.member === relay.member) return refuse(CLOSE.selfLink, 'a dispatcher cannot link to itself');
       challenger = frame.member;
       theirNonce = frame.nonce;
       const proof = await prover.prove('dialer', frame.nonce, myNonce, relay.member);
@@ -93,7 +93,7 @@ export function openLinkSession({ relay, prover, role, address, log, up, handsha
         return refuse(CLOSE.unauthorized, 'wrong flock secret');
       }
       if (!open) return;
-      if (frame.member === relay.member) return refuse(CLOSE.duplicateLink, 'a dispatcher cannot link to itself');
+      if (frame.member === relay.member) return refuse(CLOSE.selfLink, 'a dispatcher cannot link to itself');
       const proof = await prover.prove('listener', frame.nonce, myNonce, relay.member);
       send({ type: 'link_welcome', member: relay.member, proof });
       if (open) attach(frame.member);
