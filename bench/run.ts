@@ -9,6 +9,7 @@ import { UsageError, flagTable, readFlags, usageOf } from '../common/flags.ts';
 import { configFromArgv } from '../common/node/entry.ts';
 import * as dispatch from './dispatch.ts';
 import * as failure from './failure-detection.ts';
+import * as flock from './flock.ts';
 import * as frames from './frames.ts';
 import * as heartbeats from './heartbeats.ts';
 import * as input from './input-latency.ts';
@@ -59,6 +60,10 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async memory(smoke) {
     const rows = await memory.runMemory(smoke ? memory.SMOKE : memory.FULL);
     return { table: memory.memoryTable(rows), raw: rows };
+  },
+  async flock(smoke) {
+    const result = await flock.runFlock(smoke ? flock.SMOKE : flock.FULL);
+    return { table: flock.flockTable(result), raw: result };
   },
 };
 

@@ -88,4 +88,22 @@ describe('benchmark smoke runs', () => {
     assert.ok(file.length === 2 && file.every((r) => r.cyclesPerSecond > 0));
     assert.ok(fairness.every((r) => r.fps.length === 3 && r.fps.every((fps) => fps > 0)));
   });
+
+  test('flock: every message reaches the reader once at 0 to 3 hops, and every ask at L and A gets its own server', async () => {
+    const { result } = await smoke('flock');
+    const { relay, lending, options } = result as {
+      relay: { hops: number; loaded: { sent: number; received: number; duplicates: number; messagesPerSecond: number; p99Ms: number }; idle: { received: number; duplicates: number } }[];
+      lending: { setup: string; asks: number; urls: number; distinct: number; p99Ms: number }[];
+      options: { messages: number; idleMessages: number; servers: number };
+    };
+    assert.deepEqual(relay.map((r) => r.hops), [0, 1, 2, 3]);
+    for (const { hops, loaded, idle } of relay) {
+      assert.equal(loaded.received, options.messages, `${hops} hops: ${loaded.received} read`);
+      assert.equal(idle.received, options.idleMessages, `${hops} hops, idle: ${idle.received} read`);
+      assert.equal(loaded.duplicates + idle.duplicates, 0, `${hops} hops: copies read`);
+      assert.ok(loaded.messagesPerSecond > 0 && loaded.p99Ms > 0);
+    }
+    assert.deepEqual(lending.map((r) => r.setup), ['local', 'lent']);
+    assert.ok(lending.every((r) => r.asks === options.servers && r.urls === r.asks && r.distinct === r.asks && r.p99Ms > 0), JSON.stringify(lending));
+  });
 });
