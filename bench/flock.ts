@@ -16,7 +16,7 @@
 // that this process's own event loop, sending and reading at once, is part of what is measured.
 
 import type WebSocket from 'ws';
-import { freePort, openSocket, servers, startDispatcher, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
+import { freePort, openSocket, startDispatcher, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
 import { cpuMs } from './procfs.ts';
 import { registerMany } from './stores.ts';
 import { markdownTable, percentile } from './stats.ts';
@@ -260,6 +260,12 @@ async function timedAsk(port: number, requestId: string): Promise<{ url: string 
   }
 }
 
+/** Render servers ready at a dispatcher (one page of its list holds them all: at most 1,000). */
+async function readyCount(port: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${port}/v1/servers?state=ready&limit=1000`);
+  return ((await response.json()) as { servers: unknown[] }).servers.length;
+}
+
 function lendingRow(setup: LendingRow['setup'], asks: { url: string | null; ms: number }[]): LendingRow {
   const urls = asks.flatMap((ask) => (ask.url ? [ask.url.split('?')[0]] : []));
   const ms = asks.map((ask) => ask.ms);
@@ -280,7 +286,7 @@ async function runLending(options: FlockBenchOptions, log: (line: string) => voi
     await linksUp(a, 1);
     simulated.push(...(await registerMany([b], options.servers)), ...(await registerMany([l], options.servers)));
     await waitFor(`A to hear ${options.servers} free at B`, async () => (await flockOf(a)).peers.some((peer) => peer.free === options.servers), 20_000);
-    await waitFor(`${options.servers} ready at L`, async () => (await servers(l)).filter((s) => s.state === 'ready').length === options.servers, 20_000);
+    await waitFor(`${options.servers} ready at L`, async () => (await readyCount(l)) === options.servers, 20_000);
 
     // Each hand-out reserves a server, so K asks at each empty it exactly; a fresh page each time,
     // as one page holds one unclaimed server and would be given the same one again.
