@@ -4,12 +4,10 @@
 // pages here.
 
 import { PATHS, type RelayFrame } from '../../common/protocol.ts';
-import type { Allocator } from '../allocator.ts';
 import type { Link, Session } from '../control-session.ts';
 import type { DispatcherEvents, EventSource } from '../events.ts';
-import type { LeaseStore } from '../lease-store.ts';
 import { createDialer, type Connect, type DialState, type Dialer } from './dialer.ts';
-import { createLending, withLending, type PeerCapacity } from './lending.ts';
+import { createLending, withLending, type LendingOptions, type PeerCapacity } from './lending.ts';
 import { createProver } from './link-proof.ts';
 import { openLinkSession } from './link-session.ts';
 import { createRelay, type LinkStats } from './relay.ts';
@@ -36,15 +34,9 @@ export interface SiblingsLink {
 /** The peer name of the siblings' link: never a member id (those are 16 hex digits). */
 const SIBLINGS = 'sibling-workers';
 
-export interface FlockContext {
+/** What the dispatcher gives its member: where events go, and what lending needs of this site. */
+export interface FlockContext extends Omit<LendingOptions, 'relay' | 'askMs'> {
   events: EventSource<DispatcherEvents>;
-  store: LeaseStore;
-  local: Allocator;
-  minHealth: number;
-  claimMs: number;
-  log(level: DispatcherEvents['log']['level'], message: string): void;
-  failed(what: string, error: unknown): void;
-  now(): number;
 }
 
 /** One link as GET /v1/flock shows it. */
@@ -94,7 +86,7 @@ const iso = (t: number) => new Date(t).toISOString();
 export function createFlock(options: FlockOptions, ctx: FlockContext) {
   const member = crypto.randomUUID().replace(/-/g, '').slice(0, 16);
   const relay = createRelay({ member, maxHops: options.maxHops, noEvents: options.noEvents, events: ctx.events, now: ctx.now });
-  const lending = createLending({ relay, store: ctx.store, local: ctx.local, minHealth: ctx.minHealth, claimMs: ctx.claimMs, log: ctx.log, failed: ctx.failed, now: ctx.now });
+  const lending = createLending({ ...ctx, relay });
   const prover = createProver(options.secret);
   const dialers = new Map<string, Dialer>();
 
