@@ -141,7 +141,8 @@
     replaced: 4000,
     conflict: 4001,
     unauthorized: 4003,
-    duplicateLink: 4009
+    selfLink: 4009,
+    tooFarBehind: 4013
   };
   var DEFAULT_CAMERA = { yaw: 0, pitch: 0, distance: 4 };
   var CAMERA_LIMITS = { pitch: 1.4, distanceMin: 2.5, distanceMax: 12 };

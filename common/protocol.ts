@@ -410,6 +410,22 @@ export function parseStreamRequest(message: string): Parsed<BrowserToDispatcher 
 }
 
 /**
+ * What is wrong with a message a program sends to the flock, checked as a page's would be (every
+ * other dispatcher checks it so), or null.
+ */
+export function flockMessageProblem(message: { event?: string; user?: string; data?: unknown }): string | null {
+  let text: string;
+  try {
+    text = JSON.stringify({ ...message, type: 'message' });
+  } catch {
+    return 'a message must be JSON';
+  }
+  if (text.length > MAX_PAGE_MESSAGE) return `a message is at most ${MAX_PAGE_MESSAGE} characters of JSON`;
+  const parsed = parseWith<PageMessage>(BROWSER_TO_DISPATCHER, text);
+  return parsed.ok ? null : parsed.error;
+}
+
+/**
  * What is wrong with a URL a render server registers, or null. Pages are sent there with a ticket
  * added, so it may carry no credentials (they would reach every page), no fragment (the ticket
  * would land in it) and no ticket of its own.

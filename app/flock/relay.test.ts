@@ -14,15 +14,16 @@ interface Member {
   heard: string[];
 }
 
-/** Frames waiting to arrive, delivered in a random order by `settle`. */
+/** Frames waiting to arrive, delivered in a random order by `settle`; those on `late` links only once nothing else is on its way. */
 function createNetwork() {
   const inFlight: (() => void)[] = [];
+  const late: (() => void)[] = [];
   return {
-    link(a: Member, b: Member): { cut(): void } {
+    link(a: Member, b: Member, { slow = false }: { slow?: boolean } = {}): { cut(): void } {
       const ends: { to: AttachedLink | null }[] = [{ to: null }, { to: null }];
       const carry = (end: { to: AttachedLink | null }) => (frame: RelayFrame) => {
         const text = encode(frame);
-        inFlight.push(() => {
+        (slow ? late : inFlight).push(() => {
           const parsed = parseLinkFrame(text);
           if (!parsed.ok || parsed.value.type !== 'relay') throw new Error(`bad frame: ${text}`);
           end.to?.receive(parsed.value);
@@ -41,7 +42,10 @@ function createNetwork() {
       };
     },
     settle(): void {
-      while (inFlight.length) inFlight.splice(Math.floor(Math.random() * inFlight.length), 1)[0]();
+      while (inFlight.length || late.length) {
+        while (inFlight.length) inFlight.splice(Math.floor(Math.random() * inFlight.length), 1)[0]();
+        late.shift()?.();
+      }
     },
   };
 }
@@ -115,6 +119,32 @@ describe('relay', () => {
     expect(flock.map((m) => m.heard.length)).toEqual([0, 1, 1, 0, 0]);
   });
 
+  test('a copy by a shorter path goes on where the first ran out of hops; a stopped message does not', () => {
+    // A–B, B–C, A–C (slow), C–D with maxHops 2: the copy through B reaches C first, with no hop
+    // left for D; the direct copy, later, still has one.
+    const flock = members(4, { maxHops: 2 });
+    const net = createNetwork();
+    net.link(flock[0], flock[1]);
+    net.link(flock[1], flock[2]);
+    net.link(flock[0], flock[2], { slow: true });
+    net.link(flock[2], flock[3]);
+    for (const m of flock) m.events.on('evt.secret', (event) => m.heard.push(`${event.message.origin}:${event.message.seq}`));
+    flock[2].events.on('evt.secret', (event) => {
+      event.returnValue = false;
+    });
+    flock[0].relay.send({ event: 'chat', data: 1 });
+    flock[0].relay.send({ event: 'secret', data: 2 });
+    net.settle();
+    expect(flock.map((m) => [...m.heard].sort())).toEqual([[], ['member-0:1', 'member-0:2'], ['member-0:1', 'member-0:2'], ['member-0:1']]);
+    expect(flock[2].relay.links().find((link) => link.peer === 'member-0')?.duplicates).toBe(2);
+  });
+
+  test('a program sending what a page could not is refused at once', () => {
+    const [a] = members(1);
+    expect(() => a.relay.send({ event: 'not a code' })).toThrow('message.event must be letters, digits and . _ : -');
+    expect(() => a.relay.send({ data: 'x'.repeat(5000) })).toThrow('a message is at most 4096 characters of JSON');
+  });
+
   test('evt.<code> instead of message, unless noEvents', () => {
     for (const noEvents of [false, true]) {
       const flock = members(2, { noEvents });
@@ -168,17 +198,18 @@ describe('relay', () => {
     const net = createNetwork();
     for (const [a, b] of TOPOLOGIES.ring(4)) net.link(flock[a], flock[b]);
     const handled: string[] = [];
+    const capacity = new Map<string, string>();
     for (const m of flock) {
       m.relay.handle('return', (body, from) => handled.push(`${m.relay.member} return ${body.serverId} from ${from.origin}`));
-      m.relay.handle('capacity', (body, from) => handled.push(`${m.relay.member} capacity ${body.free} from ${from.origin} in ${from.hops}`));
+      // Taken again when a copy comes by a shorter path: what stays is the nearest.
+      m.relay.handle('capacity', (body, from) => capacity.set(m.relay.member, `${body.free} from ${from.origin} in ${from.hops}`));
     }
     expect(flock[0].relay.sendTo('member-2', { kind: 'return', serverId: 's1' })).toBe(true);
     net.settle();
     expect(handled).toEqual(['member-2 return s1 from member-0']);
-    handled.length = 0;
     flock[0].relay.announce({ kind: 'capacity', free: 3 });
     net.settle();
-    expect(handled.sort()).toEqual(['member-1 capacity 3 from member-0 in 1', 'member-2 capacity 3 from member-0 in 2', 'member-3 capacity 3 from member-0 in 1']);
+    expect(Object.fromEntries(capacity)).toEqual({ 'member-1': '3 from member-0 in 1', 'member-2': '3 from member-0 in 2', 'member-3': '3 from member-0 in 1' });
   });
 
   test('links up and down raise server.new and server.lost with kind dispatcher', () => {

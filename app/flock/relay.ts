@@ -3,12 +3,14 @@
 // it started at. Each message carries its origin and the origin's sequence number; a member hands
 // what it has not seen before to its handlers and passes it on to every link but the one it came
 // by and the origin's, while it has travelled fewer than `maxHops` links; a copy that arrives by a
-// second path is dropped (seen.ts). A user message raises `message`, or `evt.<code>` when it has an
+// second path is dropped (seen.ts), unless it travelled fewer links than the first: then it is
+// passed on again (not handled again), since the first may have run out of hops before it reached
+// everyone within `maxHops` of the origin. A user message raises `message`, or `evt.<code>` when it has an
 // event type (unless noEvents), and is delivered to this dispatcher's subscribed pages; a handler
 // that sets `returnValue = false` stops it here. The dispatchers' own messages (capacity,
 // lending) go to the handlers registered for their kind. No runtime: links are given to it.
 
-import type { DeliveredMessage, FlockBody, RelayFrame } from '../../common/protocol.ts';
+import { flockMessageProblem, type DeliveredMessage, type FlockBody, type RelayFrame } from '../../common/protocol.ts';
 import type { Connection, DispatcherEvents, EventSource, FlockMessage, MessageEvent } from '../events.ts';
 import { createSeen } from './seen.ts';
 
@@ -27,7 +29,7 @@ export interface LinkStats {
   address: string;
   direction: 'in' | 'out';
   since: number;
-  /** Frames received, and those of them dropped as copies already seen. */
+  /** Frames received, and those of them that were copies of messages handled already. */
   received: number;
   duplicates: number;
   /** Frames sent on. */
@@ -99,14 +101,13 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
     for (const [conn, send] of pages) if (conn !== exceptPage) send(delivered);
   }
 
-  function linkConnection(entry: Entry): Connection {
-    return {
-      kind: 'dispatcher',
-      id: entry.end.peer,
-      send: (message) => {
-        if (links.has(entry)) sendOn(entry, { ...frameOf({ kind: 'message', ...userFields(message) }, entry.end.peer), hops: 1 });
-      },
-    };
+  /** The dispatcher a message started at, as its handlers' `connection`: an answer goes to it alone. */
+  function originConnection(origin: string): Connection {
+    return { kind: 'dispatcher', id: origin, send: (message) => forward(frameOf(checked(message), origin), null) };
+  }
+
+  function handleInternal(body: Internal, frame: RelayFrame): void {
+    (handlers.get(body.kind) as ((body: Internal, from: Sender) => void) | undefined)?.(body, { origin: frame.origin, hops: frame.hops });
   }
 
   function receive(entry: Entry, frame: RelayFrame): void {
@@ -115,20 +116,28 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
       entry.stats.echoes++;
       return;
     }
-    if (!seen.first(frame.origin, frame.seq)) {
-      entry.stats.duplicates++;
+    const offer = seen.offer(frame.origin, frame.seq, frame.hops);
+    if (offer !== 'first') entry.stats.duplicates++;
+    if (offer === 'seen') return;
+    const { body } = frame;
+    if (offer === 'shorter') {
+      // Handled already; passed on further than the first copy could go. What a member says of
+      // itself (its capacity) is taken again for the shorter distance.
+      if (frame.to === undefined && body.kind === 'capacity') handleInternal(body, frame);
+      if (frame.to !== member) forward(frame, entry);
       return;
     }
     if (frame.to !== undefined && frame.to !== member) return forward(frame, entry);
-    const { body } = frame;
     if (body.kind !== 'message') {
-      (handlers.get(body.kind) as ((body: Internal, from: Sender) => void) | undefined)?.(body, { origin: frame.origin, hops: frame.hops });
+      handleInternal(body, frame);
       if (frame.to === undefined) forward(frame, entry);
       return;
     }
     const message: FlockMessage = { origin: frame.origin, seq: frame.seq, hops: frame.hops, ...userFields(body) };
+    const passOn = raise(message, originConnection(frame.origin));
     // A message for this member alone is answered here, never passed on.
-    if (!raise(message, linkConnection(entry)) || frame.to !== undefined) return;
+    if (frame.to !== undefined) return;
+    if (!passOn) return seen.stop(frame.origin, frame.seq);
     deliver(message, null);
     forward(frame, entry);
   }
@@ -164,9 +173,12 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
       return entry;
     },
 
-    /** A message from a program embedding this dispatcher: to this dispatcher's subscribed pages and the whole flock. */
+    /**
+     * A message from a program embedding this dispatcher: to this dispatcher's subscribed pages and
+     * the whole flock. Checked as a page's would be (TypeError): every other member would refuse it.
+     */
     send(message: Omit<UserMessage, 'kind'>): void {
-      const frame = frameOf({ kind: 'message', ...userFields(message) }) as RelayFrame & { body: UserMessage };
+      const frame = frameOf(checked(message)) as RelayFrame & { body: UserMessage };
       deliver(ownMessage(frame), null);
       forward(frame, null);
     },
@@ -174,7 +186,7 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
     /** A message from a page on this dispatcher: raised here first, then on to the other pages and the flock unless stopped. */
     fromPage(conn: string, message: Omit<UserMessage, 'kind'>, reply: (message: DeliveredMessage) => void): void {
       const frame = frameOf({ kind: 'message', ...userFields(message) }) as RelayFrame & { body: UserMessage };
-      const connection: Connection = { kind: 'page', id: conn, send: (answer) => reply({ type: 'message', from: member, ...userFields(answer) }) };
+      const connection: Connection = { kind: 'page', id: conn, send: (answer) => reply({ type: 'message', from: member, ...userFields(checked(answer)) }) };
       if (!raise(ownMessage(frame), connection)) return;
       deliver(ownMessage(frame), conn);
       forward(frame, null);
@@ -223,4 +235,11 @@ function userFields(message: { event?: string; user?: string; data?: unknown }):
     ...(message.user !== undefined ? { user: message.user } : {}),
     ...(message.data !== undefined ? { data: message.data } : {}),
   };
+}
+
+/** A user message a program (or a handler) sends, checked as a page's would be. */
+function checked(message: { event?: string; user?: string; data?: unknown }): UserMessage {
+  const problem = flockMessageProblem(message);
+  if (problem) throw new TypeError(problem);
+  return { kind: 'message', ...userFields(message) };
 }
