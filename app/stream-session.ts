@@ -49,6 +49,8 @@ export function openStreamSession({ allocator, room, events, rateLimit, messageL
   const message = inOrder(handleText);
 
   async function handleText(text: string): Promise<void> {
+    // Messages queued behind a slow one may run after the socket closed: they are for nobody.
+    if (!open) return;
     const parsed = parseStreamRequest(text);
     if (!parsed.ok) {
       // The tutorial's channel is plain text: what is not JSON gets the plain error line.

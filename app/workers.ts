@@ -17,11 +17,8 @@ import type { RelayFrame } from '../common/protocol.ts';
 import type { SiblingsLink } from './flock/flock.ts';
 import type { Channel, LinkMessage } from './store-link.ts';
 
-/** A flock frame between a worker and its siblings, through the primary. */
-interface SiblingFrame {
-  t: 'flock';
-  frame: RelayFrame;
-}
+/** A flock frame between a worker and its siblings, through the primary; or a worker saying which member it is. */
+type SiblingFrame = { t: 'flock'; frame: RelayFrame } | { t: 'flock-member'; member: string };
 
 /** Set in a worker's environment to its number (1 … N); unset in a dispatcher run without --workers. */
 export const WORKER_ENV = 'RENDER_DISPATCH_WORKER';
@@ -49,10 +46,12 @@ export function primaryChannel(): Channel {
 /** A worker's link to its sibling workers: what it sends, the primary passes to every other worker. */
 export function siblingsLink(): SiblingsLink {
   return {
+    join: (member) => void process.send!({ t: 'flock-member', member } satisfies SiblingFrame),
     send: (frame) => void process.send!({ t: 'flock', frame } satisfies SiblingFrame),
     onFrame(listener) {
       const handler = (message: unknown) => {
-        if ((message as SiblingFrame | null)?.t === 'flock') listener((message as SiblingFrame).frame);
+        const sibling = message as SiblingFrame | null;
+        if (sibling?.t === 'flock') listener(sibling.frame);
       };
       process.on('message', handler);
       return () => void process.off('message', handler);
@@ -84,7 +83,8 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
   const log = (line: string) => console.log(`dispatcher (primary): ${line}`);
   const port = portForWorkers(config.host, config.port);
   const hosted = hostStore(config.db);
-  const running = new Set<ReturnType<typeof Bun.spawn>>();
+  // Each running worker, and the flock member it said it is.
+  const running = new Map<ReturnType<typeof Bun.spawn>, string | null>();
   const supervisor = superviseChildren({
     count: config.workers,
     name: (index) => `worker ${index + 1}`,
@@ -96,11 +96,16 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
         stdio: ['ignore', 'inherit', 'inherit'],
         serialization: 'json',
         ipc: (message) => {
-          if ((message as SiblingFrame | null)?.t !== 'flock') return listeners.forEach((listener) => listener(message as LinkMessage));
-          for (const sibling of running) if (sibling !== child && sibling.exitCode === null && sibling.signalCode === null) sibling.send(message);
+          const sibling = message as SiblingFrame | null;
+          if (sibling?.t === 'flock-member') return void running.set(child, sibling.member);
+          if (sibling?.t !== 'flock') return listeners.forEach((listener) => listener(message as LinkMessage));
+          // Never back to the worker the message started at: that would be an echo.
+          for (const [other, member] of running) {
+            if (other !== child && member !== sibling.frame.origin && other.exitCode === null && other.signalCode === null) other.send(message);
+          }
         },
       });
-      running.add(child);
+      running.set(child, null);
       const served = hosted?.serve({
         send(message) {
           // A worker that has just died cannot be answered; its calls die with it.

@@ -33,6 +33,7 @@
     SECRET_ENV: () => SECRET_ENV,
     TICKET_PARAM: () => TICKET_PARAM,
     encode: () => encode,
+    flockMessageProblem: () => flockMessageProblem,
     parseBrowserToRender: () => parseBrowserToRender,
     parseDispatcherAnswer: () => parseDispatcherAnswer,
     parseDispatcherMessage: () => parseDispatcherMessage,
@@ -205,7 +206,7 @@
     capacity: { free: number({ min: 0, integer: true }) },
     borrow: { call: CALL, holder: HOLDER, requestId: optional(text({ max: 200 })), session: optional(SESSION) },
     lent: { call: CALL, url: optional(text({ max: LIMITS.urlLength * 2 })), serverId: optional(SERVER_ID), reason: optional(text()) },
-    return: { serverId: SERVER_ID, requestId: optional(text({ max: 200 })) }
+    return: { serverId: SERVER_ID }
   };
   var BODY = (value) => {
     const checked = checkVariant(FLOCK_BODY, value, "kind", "body");
@@ -272,6 +273,18 @@
       return { ok: false, error: `messages on ${PATHS.stream} are at most ${MAX_PAGE_MESSAGE} characters of JSON` };
     const parsed = parseWith(BROWSER_TO_DISPATCHER, message);
     return parsed.ok ? { ok: true, value: { ...parsed.value, json: true } } : parsed;
+  }
+  function flockMessageProblem(message) {
+    let text;
+    try {
+      text = JSON.stringify({ ...message, type: "message" });
+    } catch {
+      return "a message must be JSON";
+    }
+    if (text.length > MAX_PAGE_MESSAGE)
+      return `a message is at most ${MAX_PAGE_MESSAGE} characters of JSON`;
+    const parsed = parseWith(BROWSER_TO_DISPATCHER, text);
+    return parsed.ok ? null : parsed.error;
   }
   function serverUrlProblem(candidate) {
     if (candidate.length > LIMITS.urlLength)

@@ -193,7 +193,7 @@ export type FlockBody =
   /** The answer: a URL with a ticket the lender signed, or why not. */
   | { kind: 'lent'; call: number; url?: string; serverId?: string; reason?: string }
   /** A lent server whose page left before it got the URL: the lender takes it back. */
-  | { kind: 'return'; serverId: string; requestId?: string };
+  | { kind: 'return'; serverId: string };
 
 /**
  * One relayed message: `origin` is the dispatcher it started at and `seq` its number there (so a
@@ -331,7 +331,7 @@ const FLOCK_BODY: Record<FlockBody['kind'], Shape> = {
   capacity: { free: number({ min: 0, integer: true }) },
   borrow: { call: CALL, holder: HOLDER, requestId: optional(text({ max: 200 })), session: optional(SESSION) },
   lent: { call: CALL, url: optional(text({ max: LIMITS.urlLength * 2 })), serverId: optional(SERVER_ID), reason: optional(text()) },
-  return: { serverId: SERVER_ID, requestId: optional(text({ max: 200 })) },
+  return: { serverId: SERVER_ID },
 };
 
 /** The body of a relay frame is checked by its kind, like a message by its type. */

@@ -27,6 +27,8 @@ export const DEFAULT_MAX_HOPS = 8;
 
 /** The other workers of the same `--workers N` dispatcher, reached through their primary. */
 export interface SiblingsLink {
+  /** Tells the others which member this worker is (so that nothing of its own is sent back to it). */
+  join(member: string): void;
   send(frame: RelayFrame): void;
   onFrame(listener: (frame: RelayFrame) => void): () => void;
 }
@@ -35,7 +37,7 @@ export interface SiblingsLink {
 const SIBLINGS = 'sibling-workers';
 
 /** What the dispatcher gives its member: where events go, and what lending needs of this site. */
-export interface FlockContext extends Omit<LendingOptions, 'relay' | 'askMs'> {
+export interface FlockContext extends Omit<LendingOptions, 'relay'> {
   events: EventSource<DispatcherEvents>;
 }
 
@@ -142,6 +144,7 @@ export function createFlock(options: FlockOptions, ctx: FlockContext) {
     joinSiblings(siblings: SiblingsLink): void {
       const attached = relay.attach({ peer: SIBLINGS, address: 'sibling workers (through the primary)', direction: 'in', send: siblings.send }, { quiet: true });
       siblings.onFrame((frame) => attached.receive(frame));
+      siblings.join(member);
     },
     /** A dispatcher dialled this one on /v1/link from `address`. */
     openLink: (link: Link, address: string): Session => session('listener', address, link),

@@ -23,9 +23,19 @@ interface Site {
   flock: Flock;
 }
 
-async function site(name: string, servers: number): Promise<Site> {
-  const store = openSqliteStore(':memory:');
-  stores.push(store);
+async function site(name: string, servers: number, { askMs, slow = 0 }: { askMs?: number; slow?: number } = {}): Promise<Site> {
+  const opened = openSqliteStore(':memory:');
+  // A lender whose store takes `slow` ms to make its first reservation answers that one late.
+  let delay = slow;
+  const store: LeaseStore = {
+    ...opened,
+    allocate: (...args) => {
+      const wait = delay;
+      delay = 0;
+      return Bun.sleep(wait).then(() => opened.allocate(...args));
+    },
+  };
+  stores.push(opened);
   for (let i = 0; i < servers; i++) {
     const id = `${name}-${i}`;
     await store.register({ id, url: `ws://${name}.example/${i}`, conn: `conn-${id}`, instanceHash: `h-${id}`, client: 'none', targetFps: 60, newKey: `key-${id}`, ttlMs: 60_000 });
@@ -34,7 +44,12 @@ async function site(name: string, servers: number): Promise<Site> {
   const local = createAllocator({ store, claimMs: CLAIM, minHealth: 0, log });
   const flock = createFlock(
     { secret: 'unused-in-memory-0123456', maxHops: 8, noEvents: false },
-    { events: createEventSource<DispatcherEvents>(), store, local, minHealth: 0, claimMs: CLAIM, log, failed: (what, error) => { throw new Error(`${what}: ${error}`); }, now: Date.now },
+    {
+      events: createEventSource<DispatcherEvents>(), store, local, minHealth: 0, claimMs: CLAIM, log, now: Date.now, askMs,
+      failed: (what, error) => {
+        throw new Error(`${what}: ${error}`);
+      },
+    },
   );
   return { name, store, flock };
 }
@@ -82,7 +97,24 @@ describe('lending', () => {
     expect((await b.flock.allocator.allocate({ conn: 'b-page' }))?.serverId).toBe('b-0');
   });
 
-  test('a retry of a request gets the same lent server, not a second one', async () => {
+  test('an answer that comes after the asker gave up is given back; a server is taken back only from its borrower', async () => {
+    const [a, b, c] = await Promise.all([site('a', 0, { askMs: 20 }), site('b', 1, { slow: 100 }), site('c', 0)]);
+    join(a, b);
+    join(c, b);
+    await until('a hears b', () => heard(a, b, 1));
+    expect(await a.flock.allocator.allocate({ conn: 'p1' })).toBeNull();
+    // B reserved it for A after all; A gave it back on hearing.
+    await until('b-0 free again', async () => (await b.store.freeCount()) === 1 && heard(a, b, 1));
+
+    const lent = await a.flock.allocator.allocate({ conn: 'p2' });
+    expect(lent?.serverId).toBe('b-0');
+    // C never borrowed it: its give-back is ignored and A's page keeps the server.
+    c.flock.lending.giveBack({ ...lent!, lender: b.flock.member });
+    await Bun.sleep(50);
+    expect(await b.store.freeCount()).toBe(0);
+  });
+
+  test('a retry of a request gets the same lent server, not a second one, and its cancel gives it back', async () => {
     const [a, b] = await Promise.all([site('a', 0), site('b', 2)]);
     join(a, b);
     await until('a hears b', () => heard(a, b, 2));
@@ -90,5 +122,7 @@ describe('lending', () => {
     const again = await a.flock.allocator.allocate({ requestId: 'req-1', conn: 'p1-reloaded' });
     expect(again?.url).toBe(first!.url);
     expect(await b.store.freeCount()).toBe(1);
+    await a.flock.allocator.cancel(again!);
+    await until('both free at b', async () => (await b.store.freeCount()) === 2);
   });
 });

@@ -4,7 +4,10 @@
 // whose site has no free server is lent one: local servers first, then the linked dispatcher that
 // last said it had the most free (nearest first among equals); that dispatcher reserves one in
 // its own store, as for its own pages, and answers with the URL and a ticket it signed, which the
-// asking dispatcher passes to its page. `none` only when every dispatcher heard from is full.
+// asking dispatcher passes to its page. `none` only when every dispatcher heard from is full. A
+// lent server its page never took goes back to its lender, which takes back only what it lent to
+// that dispatcher, within the claim period; an answer that comes after the asker gave up on it is
+// given back at once.
 
 import type { FlockBody } from '../../common/protocol.ts';
 import type { AllocationRequest, Allocator, Grant } from '../allocator.ts';
@@ -47,6 +50,16 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
   const peers = new Map<string, PeerCapacity>();
   const calls = new Map<number, { member: string; answer(lent: Lent | null): void }>();
   const freed = new Set<() => void>();
+  // Servers this member lent, until their claim lapses: only the borrower may give one back.
+  const lentTo = new Map<string, { origin: string; requestId: string | null; until: number }>();
+  // Servers this member borrowed for a request id, so that a retry answered from the request memo
+  // still knows whom to give the server back to.
+  const borrowedFor = new Map<string, { lender: string; serverId: string; until: number }>();
+  const forgetLapsed = () => {
+    const t = now();
+    for (const [id, lent] of lentTo) if (lent.until <= t) lentTo.delete(id);
+    for (const [id, borrowed] of borrowedFor) if (borrowed.until <= t) borrowedFor.delete(id);
+  };
   let nextCall = 0;
   let announced: { free: number; at: number } | null = null;
   let counting: Promise<void> | null = null;
@@ -89,7 +102,9 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
 
   relay.handle('lent', (body, from) => {
     const call = calls.get(body.call);
-    if (call?.member === from.origin) call.answer(body);
+    if (call?.member === from.origin) return call.answer(body);
+    // Too late: the page was told something else meanwhile.
+    if (body.serverId) relay.sendTo(from.origin, { kind: 'return', serverId: body.serverId });
   });
 
   relay.handle('borrow', async (body, from) => {
@@ -105,7 +120,11 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
     try {
       const grant = await local.allocate(request);
       answer = grant ? { kind: 'lent', call: body.call, url: grant.url, serverId: grant.serverId } : { kind: 'lent', call: body.call, reason: 'no render server is free' };
-      if (grant) log('info', `lent render server ${grant.serverId} to dispatcher ${from.origin}`);
+      if (grant) {
+        forgetLapsed();
+        lentTo.set(grant.serverId, { origin: from.origin, requestId: request.requestId ?? null, until: now() + claimMs });
+        log('info', `lent render server ${grant.serverId} to dispatcher ${from.origin}`);
+      }
     } catch (error) {
       failed(`lending a server to ${from.origin}`, error);
       answer = { kind: 'lent', call: body.call, reason: 'store unavailable' };
@@ -115,8 +134,12 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
   });
 
   relay.handle('return', async (body, from) => {
-    const requestId = body.requestId ? `flock:${from.origin}:${body.requestId}` : null;
-    await local.cancel({ serverId: body.serverId, url: '', requestId }).catch((error) => failed(`taking back server ${body.serverId}`, error));
+    const lent = lentTo.get(body.serverId);
+    if (!lent || lent.origin !== from.origin || lent.until <= now()) {
+      return log('warn', `dispatcher ${from.origin} gave back server ${body.serverId}, which it was not lent (or not lately): ignored`);
+    }
+    lentTo.delete(body.serverId);
+    await local.cancel({ serverId: body.serverId, url: '', requestId: lent.requestId }).catch((error) => failed(`taking back server ${body.serverId}`, error));
     changed();
   });
 
@@ -159,6 +182,8 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
       }
       const grant: Grant = { url: lent.url, serverId: lent.serverId, requestId: request.requestId ?? null, lender: peer.member };
       if (!request.requestId) return grant;
+      forgetLapsed();
+      borrowedFor.set(request.requestId, { lender: peer.member, serverId: grant.serverId, until: now() + claimMs });
       // A retry of the same request, here or on another dispatcher of this site, gets the same answer.
       const standing = await store.requests.save(request.requestId, { serverId: grant.serverId, url: grant.url }, (await store.now()) + claimMs);
       if (standing.url === grant.url) return grant;
@@ -171,13 +196,18 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
   /** A lent server whose page left before it got the URL goes back to its lender. */
   function giveBack(grant: Grant): void {
     if (!grant.lender) return;
-    relay.sendTo(grant.lender, { kind: 'return', serverId: grant.serverId, ...(grant.requestId ? { requestId: grant.requestId } : {}) });
+    relay.sendTo(grant.lender, { kind: 'return', serverId: grant.serverId });
   }
 
   return {
     borrow,
     giveBack,
     changed,
+    /** Who lent the server answered for `requestId`, if this member borrowed it (a retry's answer comes from the request memo). */
+    lenderOf(requestId: string, serverId: string): string | null {
+      const borrowed = borrowedFor.get(requestId);
+      return borrowed && borrowed.serverId === serverId && borrowed.until > now() ? borrowed.lender : null;
+    },
     /** Called when a linked dispatcher says it has more free servers than before (the waiting room may be served). */
     onFreed(listener: () => void): () => void {
       freed.add(listener);
@@ -199,9 +229,15 @@ export function withLending(local: Allocator, lending: Lending): Allocator {
   return {
     ...local,
     async allocate(request = {}) {
-      const grant = (await local.allocate(request)) ?? (await lending.borrow(request));
-      if (grant && !grant.lender) lending.changed();
-      return grant;
+      const own = await local.allocate(request);
+      if (own) {
+        // A retry answered from the request memo may be of a lent server.
+        const lender = request.requestId ? lending.lenderOf(request.requestId, own.serverId) : null;
+        if (lender) return { ...own, lender };
+        lending.changed();
+        return own;
+      }
+      return lending.borrow(request);
     },
     async cancel(grant) {
       if (grant.lender) return lending.giveBack(grant);
