@@ -183,28 +183,34 @@ describe('lending: A–B–C in a line, render servers only at C', () => {
 describe('a dispatcher with --workers 2 in the flock', () => {
   test("a message reaches the pages on both workers and a linked dispatcher's, once each", async () => {
     const [a, b] = await Promise.all([freePort(), freePort()]);
-    const workers = startDispatcher(a, ':memory:', ['--workers', '2', '--message-rate', '0']);
+    await member(b);
+    // Each worker dials B: a message may reach a worker from B before it comes through the primary.
+    const workers = startDispatcher(a, ':memory:', ['--workers', '2', '--message-rate', '0', '--link', `ws://127.0.0.1:${b}`]);
     running.push(workers);
     await workers.waitForOutput(/dispatcher 1: listening/);
     await workers.waitForOutput(/dispatcher 2: listening/);
-    await member(b, [a]);
-    await linksUp(b, 1);
-    // Linux spreads connections over both workers; with eight pages each worker very likely holds some.
-    const pages = await Promise.all(Array.from({ length: 8 }, () => subscribedPage(a)));
+    await linksUp(b, 2);
+    // Linux spreads connections over both workers by their ports: sixteen pages all on one is a 1 in 32,768 chance.
+    const pages = await Promise.all(Array.from({ length: 16 }, () => subscribedPage(a)));
     const atB = await subscribedPage(b);
     const sender = await openSocket(`ws://127.0.0.1:${b}/stream`);
-    for (let n = 0; n < 50; n++) sender.send(JSON.stringify({ type: 'message', data: n }));
-    pages[0].ws.send(JSON.stringify({ type: 'message', data: 'from a page on the workers' }));
-    const expected = Array.from({ length: 50 }, (_, n) => n);
-    await waitFor('every page has the fifty', () => pages.every((page) => page.got.length >= 50));
-    await waitFor("B's page has the workers' message", () => atB.got.length === 51);
+    const fromB = Array.from({ length: 50 }, (_, n) => n);
+    const fromWorkers = Array.from({ length: 50 }, (_, n) => `w${n}`);
+    for (const n of fromB) sender.send(JSON.stringify({ type: 'message', data: n }));
+    for (const w of fromWorkers) pages[0].ws.send(JSON.stringify({ type: 'message', data: w }));
+    await waitFor('every page has them all', () => pages.every((page, i) => page.got.length >= (i === 0 ? 50 : 100)));
+    await waitFor("B's page has them all", () => atB.got.length >= 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const [i, page] of pages.entries()) {
-      assert.deepEqual(page.got.filter((d) => typeof d === 'number'), expected);
-      assert.deepEqual(page.got.filter((d) => typeof d === 'string'), i === 0 ? [] : ['from a page on the workers']);
+      assert.deepEqual(page.got.filter((d) => typeof d === 'number'), fromB);
+      assert.deepEqual(page.got.filter((d) => typeof d === 'string'), i === 0 ? [] : fromWorkers);
     }
-    // Sorted alike on both sides: the workers' message may overtake B's own.
-    assert.deepEqual([...atB.got].sort(), [...expected, 'from a page on the workers'].sort());
+    // Sorted alike on both sides: the workers' messages may overtake B's own.
+    assert.deepEqual([...atB.got].sort(), [...fromB, ...fromWorkers].sort());
+    // Whichever worker answers, nothing came back to where it started.
+    const views = [await flockOf(b), ...(await Promise.all(Array.from({ length: 6 }, () => flockOf(a))))];
+    assert.ok(views.every((view) => view.links.every((link) => link.relayed === null || link.relayed.echoes === 0)), JSON.stringify(views));
+    assert.ok(views.slice(1).some((view) => view.links.some((link) => link.peer === 'sibling-workers' && link.state === 'up')));
     for (const ws of [sender, atB.ws, ...pages.map((page) => page.ws)]) ws.close();
     assert.equal(await workers.stop(), 0);
   });

@@ -1,9 +1,10 @@
 // The link handshake on fake sockets: two ends that know the secret link up; one that does not is
-// refused whichever end it is; silence, frames out of turn and a dispatcher dialling itself are
-// refused with a close code and a reason, and nothing reaches the relay.
+// refused whichever end it is, and so is one in the middle passing a true handshake along and then
+// speaking; silence, frames out of turn and a dispatcher dialling itself are refused with a close
+// code and a reason, and nothing reaches the relay.
 
 import { describe, expect, test } from 'bun:test';
-import { CLOSE, encode, type LinkFrame } from '../../common/protocol.ts';
+import { CLOSE, encode } from '../../common/protocol.ts';
 import type { Link, Session } from '../control-session.ts';
 import { createEventSource, type DispatcherEvents } from '../events.ts';
 import { createProver } from './link-proof.ts';
@@ -18,7 +19,8 @@ function relay(member: string): Relay {
 
 interface End {
   link: Link;
-  sent: LinkFrame[];
+  /** What this end sent, as on the wire. */
+  sent: string[];
   closed: { code: number; reason: string } | null;
   session: Session | null;
 }
@@ -33,7 +35,7 @@ function pair(): [End, End] {
       session: null,
       link: {
         send(text) {
-          end.sent.push(JSON.parse(text));
+          end.sent.push(text);
           void ends[1 - i].session?.message(text);
         },
         close(code, reason) {
@@ -97,6 +99,38 @@ describe('link handshake', () => {
     await settle();
     expect(atDialer.closed).toEqual({ code: CLOSE.unauthorized, reason: 'the dispatcher linked to does not know the flock secret' });
     expect(a.links()).toEqual([]);
+  });
+
+  test('one in the middle who passes a true handshake along cannot add, change or replay a frame', async () => {
+    /** D dials M, M dials L, and M passes everything along both ways: what it saw from D is kept. */
+    async function throughTheMiddle() {
+      const [d, l] = [relay('member-d-0001'), relay('member-l-0002')];
+      const [atD, mToD] = pair();
+      const [mToL, atL] = pair();
+      const fromD: string[] = [];
+      mToD.session = { message: async (text) => (fromD.push(text), mToL.link.send(text)), closed: async () => {} };
+      mToL.session = { message: async (text) => void mToD.link.send(text), closed: async () => {} };
+      atD.session = openLinkSession({ relay: d, prover: createProver(SECRET), role: 'dialer', address: 'ws://m/v1/link', log }, atD.link);
+      atL.session = openLinkSession({ relay: l, prover: createProver(SECRET), role: 'listener', address: 'm', log }, atL.link);
+      const heard: number[] = [];
+      l.handle('capacity', (body) => heard.push(body.free));
+      await settle();
+      d.announce({ kind: 'capacity', free: 1 });
+      await settle();
+      return { atL, fromD, heard, linked: [d.links().length, l.links().length] };
+    }
+
+    const forged = encode({ type: 'relay', origin: 'member-x-0003', seq: 1, hops: 1, body: { kind: 'capacity', free: 99 } });
+    const attempts: ((fromD: string[]) => string)[] = [() => forged, () => `${'0'.repeat(64)} ${forged}`, (fromD) => fromD.at(-1)!];
+    for (const attempt of attempts) {
+      const { atL, fromD, heard, linked } = await throughTheMiddle();
+      // Passed along untouched, the link works: M is only a wire.
+      expect(linked).toEqual([1, 1]);
+      expect(heard).toEqual([1]);
+      await atL.session!.message(attempt(fromD));
+      expect(atL.closed).toEqual({ code: CLOSE.unauthorized, reason: 'a frame whose seal does not hold (added, changed, replayed or out of order)' });
+      expect(heard).toEqual([1]);
+    }
   });
 
   test('silence, a relay frame before the handshake, and a dispatcher dialling itself are refused', async () => {
