@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { CLOSE, PATHS } from '../common/protocol.ts';
 import { Server } from './daemon.ts';
 import type { MessageEvent } from './events.ts';
+import { createOriginPolicy } from './origin.ts';
 
 const SECRET = 'flock-secret-for-the-daemon-tests';
 const started: Server[] = [];
@@ -107,6 +108,28 @@ describe('daemon', () => {
     expect(got[0].error).toStartWith('too many messages on this connection (at most 2 a second)');
     expect(got[0].retryMs).toBeGreaterThan(0);
     ws.close();
+  });
+
+  test("a page from disk or a sandboxed frame (Origin null) may ask for servers but not use the flock's messages, unless null is allowed by name", async () => {
+    const answers = async (server: Server, origin: string, count: number) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.getDaemon().port}${PATHS.stream}`, { headers: { origin } } as never);
+      const got: { type: string; error?: string; field?: string }[] = [];
+      ws.onmessage = (event) => got.push(JSON.parse(String(event.data)));
+      await new Promise((resolve) => (ws.onopen = resolve));
+      ws.send(JSON.stringify({ type: 'subscribe' }));
+      ws.send(JSON.stringify({ type: 'message', data: 1 }));
+      ws.send(JSON.stringify({ type: 'get_server_url' }));
+      await until(`${count} answers`, () => got.length === count);
+      ws.close();
+      return got;
+    };
+    const a = await daemon();
+    const refusal = { type: 'error', error: "pages from null may not use the flock's messages (start the dispatcher with --allow-origin null)", field: 'type' };
+    expect(await answers(a, 'null', 3)).toEqual([refusal, refusal, { type: 'none', reason: 'no render server is free' }]);
+    // A page on this machine may (its own message is not sent back to it).
+    expect((await answers(a, 'http://localhost:5173', 2)).map((m) => m.type)).toEqual(['subscribed', 'none']);
+    expect(createOriginPolicy({ streamOrigins: ['null'], listenHost: '127.0.0.1' }).messages('null', '127.0.0.1:18000')).toEqual({ ok: true });
+    expect(createOriginPolicy({ streamOrigins: ['*'], listenHost: '127.0.0.1' }).messages('https://any.example', '127.0.0.1:18000')).toEqual({ ok: true });
   });
 
   test('a dispatcher that does not know the secret is refused, and so is a browser page', async () => {

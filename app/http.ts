@@ -149,7 +149,10 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
     sessionRoute(
       upgradeWebSocket,
       dispatcher.openStream,
-      peerOf,
+      (request) => {
+        const verdict = origins.messages(request.headers.get('origin') ?? undefined, request.headers.get('host') ?? undefined);
+        return { ...peerOf(request), flockRefusal: verdict.ok ? null : verdict.reason };
+      },
       (ws) => ws.send('error: binary messages are not understood; send "get_server_url" as text'),
       report,
     ),

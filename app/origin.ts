@@ -7,7 +7,10 @@
 //   (a page on another site that re-points its DNS at 127.0.0.1 keeps its own Host and is refused);
 // - /stream: the pages that are its users. By default pages opened from disk (Origin "null"),
 //   pages on this machine (loopback origins, a development server) and the dispatcher's own page;
-//   --allow-origin replaces that list ("*" allows every page).
+//   --allow-origin replaces that list ("*" allows every page);
+// - the flock's messages on /stream (sending, subscribing): the same, except pages from disk and
+//   sandboxed frames (Origin "null", which any site can make) unless "null" is listed by name:
+//   what a page may read and say there reaches every linked dispatcher.
 
 import { isLoopback } from '../common/flags.ts';
 
@@ -65,6 +68,14 @@ export function createOriginPolicy(policy: OriginPolicy) {
     operator(origin: string | undefined, host: string | undefined): OriginVerdict {
       if (origin === undefined || isOwnOrigin(origin, host, policy)) return OK;
       return { ok: false, reason: `operator routes refuse pages from other origins (Origin ${origin})` };
+    },
+
+    /** Messages to and from the flock on /stream. */
+    messages(origin: string | undefined, host: string | undefined): OriginVerdict {
+      if (origin === undefined || isOwnOrigin(origin, host, policy)) return OK;
+      const allowed = listed ? listed.has('*') || listed.has(origin) : isLoopbackOrigin(origin);
+      if (allowed) return OK;
+      return { ok: false, reason: `pages from ${origin} may not use the flock's messages (start the dispatcher with --allow-origin ${origin})` };
     },
 
     /** /stream: the allowed pages. */

@@ -22,6 +22,8 @@ import type { WaitingRoom } from './waiting-room.ts';
 export interface Peer {
   /** The address limits are counted under (an IPv4 address or an IPv6 /64). */
   address: string;
+  /** Why this page may not send or subscribe to the flock's messages (its origin), or null if it may. */
+  flockRefusal?: string | null;
 }
 
 /** The reason given when the lease store cannot be reached. */
@@ -58,6 +60,9 @@ export function openStreamSession({ allocator, room, events, rateLimit, messageL
       return send({ type: 'error', error: parsed.error, ...(parsed.field ? { field: parsed.field } : {}) });
     }
     const request = parsed.value;
+    if ((request.type === 'message' || request.type === 'subscribe') && peer.flockRefusal) {
+      return send({ type: 'error', error: peer.flockRefusal, field: 'type' });
+    }
     if (request.type === 'message') return toFlock(request);
     if (request.type === 'subscribe') {
       relay.subscribe(conn, send);
