@@ -113,7 +113,7 @@ describe('daemon', () => {
   test("a page from disk or a sandboxed frame (Origin null) may ask for servers but not use the flock's messages, unless null is allowed by name", async () => {
     const answers = async (server: Server, origin: string, count: number) => {
       const ws = new WebSocket(`ws://127.0.0.1:${server.getDaemon().port}${PATHS.stream}`, { headers: { origin } } as never);
-      const got: { type: string; error?: string; field?: string }[] = [];
+      const got: { type: string; error?: string; field?: string; reason?: string }[] = [];
       ws.onmessage = (event) => got.push(JSON.parse(String(event.data)));
       await new Promise((resolve) => (ws.onopen = resolve));
       ws.send(JSON.stringify({ type: 'subscribe' }));
