@@ -114,6 +114,14 @@ export function positive({ integer = true, max = Number.MAX_SAFE_INTEGER } = {})
   };
 }
 
+/** One of `choices`, as written. */
+export function choice<T extends string>(...choices: readonly T[]) {
+  return (text: string, flag: string): T => {
+    if (!(choices as readonly string[]).includes(text)) throw new UsageError(`--${flag} must be ${choices.join(' or ')}, got "${text}"`);
+    return text as T;
+  };
+}
+
 /** A whole number from 0 to `max`. */
 export function count(max: number) {
   return (text: string, flag: string): number => {
