@@ -5,7 +5,7 @@
 
 import { sign } from 'hono/jwt';
 import { ticketUrl, type TicketClaims } from '../common/protocol.ts';
-import type { DispatcherEvents } from './events.ts';
+import type { DispatcherEvents, LogFields } from './events.ts';
 import type { Allocation, LeaseStore } from './lease-store.ts';
 
 export interface AllocationRequest {
@@ -35,7 +35,7 @@ export interface AllocatorOptions {
   store: LeaseStore;
   claimMs: number;
   minHealth: number;
-  log(level: DispatcherEvents['log']['level'], message: string): void;
+  log(level: DispatcherEvents['log']['level'], message: string, fields?: LogFields): void;
 }
 
 /** Long enough for a reloading page's old socket close to reach the render server and be reported. */
@@ -103,7 +103,7 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
   async function reserve(request: AllocationRequest): Promise<Grant | null> {
     const claim = await pick(request);
     if (!claim) {
-      log('debug', `no server free${request.requestId ? ` for request ${request.requestId}` : ''}`);
+      log('debug', `no server free${request.requestId ? ` for request ${request.requestId}` : ''}`, ids(request));
       return null;
     }
     const url = await ticketFor(claim);
@@ -116,7 +116,9 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
         return { ...standing, requestId: request.requestId };
       }
     }
-    log('debug', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`);
+    log('debug', `handed out ${claim.url} (server ${claim.id})${request.requestId ? ` for request ${request.requestId}` : ''}`, {
+      ...ids(request), serverId: claim.id, grant: claim.grantId,
+    });
     return { url, serverId: claim.id, requestId: request.requestId ?? null };
   }
 
@@ -154,3 +156,8 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
 }
 
 export type Allocator = ReturnType<typeof createAllocator>;
+
+/** The ids a hand-out's log line carries: enough to follow a page to the render server (whose log names the grant). */
+function ids({ requestId, session, conn }: AllocationRequest): LogFields {
+  return { requestId: requestId ?? undefined, session: session ?? undefined, conn: conn ?? undefined };
+}

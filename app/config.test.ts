@@ -17,7 +17,7 @@ describe('dispatcher flags', () => {
       host: '127.0.0.1', port: 18000, db: 'dispatcher.db', timings: { heartbeatMs: 1000, ttlMs: 3000, claimMs: 10_000 },
       policy: { minHealth: 0.1, graceMs: 15_000, maxQueue: 100, maxWaitingPerAddress: 50, rateLimit: 20, retentionMs: 600_000, messageRate: 10 },
       secret: FILE_SECRET, secretSource: '/home/op/.rd/secret', allowOrigins: null, trustProxy: false, verbose: false, workers: 1,
-      links: [], maxHops: 8, noEvents: false,
+      links: [], maxHops: 8, noEvents: false, metrics: true, logFormat: 'text',
     });
     expect(asked.at(-1)).toBe('/home/op/.rd/secret');
     expect(parse(['--local'])?.host).toBe('127.0.0.1');
@@ -48,6 +48,7 @@ describe('dispatcher flags', () => {
     [['--link', 'http://10.0.0.2:18000'], `--link must be a dispatcher's ws:// or wss:// URL (ws://host:port), got "http://10.0.0.2:18000"`],
     [['--link', 'ws://10.0.0.2:18000/stream'], `--link must be a dispatcher's ws:// or wss:// URL (ws://host:port), got "ws://10.0.0.2:18000/stream"`],
     [['--max-hops', '65'], '--max-hops must be a whole number from 1 to 64, got "65"'],
+    [['--log-format', 'yaml'], '--log-format must be text or json, got "yaml"'],
     [['--port', 'abc'], '--port must be a port number 0-65535, got "abc"'],
     [['--ttl', 'soon'], '--ttl must be a duration such as 500ms, 3s or 10min, got "soon"'],
     [['--ttl', '1s', '--heartbeat', '2s'], '--ttl (1000ms) must be longer than --heartbeat (2000ms), or every lease lapses between beats'],

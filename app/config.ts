@@ -6,6 +6,7 @@ import { DEFAULT_DISPATCHER_PORT, MAX_HOPS_LIMIT, SECRET_ENV } from '../common/p
 import {
   UsageError, between, count, flagTable, isLoopback, parseDuration, parsePort, positive, processCount, readFlags, usageOf, type Env,
 } from '../common/flags.ts';
+import { LOG_FORMAT_FLAG, type LogFormat } from '../common/node/log.ts';
 import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/node/secret-file.ts';
 import { BURST_SECONDS, DEFAULT_POLICY, DEFAULT_TIMINGS, type LeaseTimings, type Policy } from './dispatcher.ts';
 import { DEFAULT_MAX_HOPS, linkUrl } from './flock/flock.ts';
@@ -36,6 +37,9 @@ export interface DispatcherConfig {
   maxHops: number;
   /** Raise `message` for every flock message, never `evt.<code>`. */
   noEvents: boolean;
+  /** Serve /metrics and count what it shows. */
+  metrics: boolean;
+  logFormat: LogFormat;
 }
 
 /** This machine's cores: what --workers auto means. */
@@ -124,6 +128,8 @@ export const DISPATCHER_FLAGS = flagTable({
     shown: `$${HOME_ENV}/secret or ~/.render-dispatch/secret`,
   },
   verbose: { help: 'also log every hand-out, every none and every client report' },
+  'log-format': LOG_FORMAT_FLAG,
+  'no-metrics': { help: 'serve no /metrics and count nothing for it' },
   help: { help: 'print this and exit' },
 });
 
@@ -162,5 +168,7 @@ export function parseDispatcherArgs(argv: string[], env: Env = process.env, load
     links: v.link ?? [],
     maxHops: v['max-hops'],
     noEvents: v['no-events'],
+    metrics: !v['no-metrics'],
+    logFormat: v['log-format'],
   };
 }

@@ -9,7 +9,7 @@
 import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type RenderToDispatcher } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Clock } from './clock.ts';
-import type { DispatcherEvents, EventSource } from './events.ts';
+import type { DispatcherEvents, EventSource, LogFields } from './events.ts';
 import type { HeartbeatBatch } from './heartbeat-batch.ts';
 import { inOrder } from './in-order.ts';
 import type { LeaseStore, ServerRow } from './lease-store.ts';
@@ -63,7 +63,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   let clientSince: number | null = null;
   const reply = (message: DispatcherToRender) => link.send(encode(message));
   const refuse = (error: string, field?: string) => reply({ type: 'error', error, ...(field ? { field } : {}) });
-  const log = (level: 'debug' | 'info', message: string) => events.emit('log', { level, message });
+  const log = (level: 'debug' | 'info', message: string, fields?: LogFields) => events.emit('log', { level, message, ...(fields ? { fields } : {}) });
   const wakeRoom = () => {
     if (ctx.room.hasWaiting()) void ctx.room.serve();
   };
@@ -112,7 +112,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
         heartbeatMs: timings.heartbeatMs, ttlMs: timings.ttlMs, claimMs: timings.claimMs, expiresAt: result.row.leaseExpires,
       });
       if (result.isNew) events.emit('server.new', { kind: 'render', id: msg.id, url: msg.url });
-      log('info', `render server ${msg.id} registered at ${msg.url} (${result.row.state})`);
+      log('info', `render server ${msg.id} registered at ${msg.url} (${result.row.state})`, { serverId: msg.id, url: msg.url, state: result.row.state });
       return wakeRoom();
     }
 
@@ -124,6 +124,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       // The connection may have been replaced or closed while the batch was written.
       if (serverId !== id) return;
       if (!beat) return lostHold();
+      events.emit('heartbeat', { serverId: id });
       if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
       reply({ type: 'lease', expiresAt: beat.leaseExpires });
       // A server back from a freeze, or healthy again, may be what a waiting page needs.
@@ -140,7 +141,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     const connected = msg.event === 'connected';
     const now = clock.now();
     if (!(await store.setClient(serverId, conn, connected ? 'connected' : 'none', ctx.graceMs))) return lostHold();
-    log('debug', `render server ${serverId}: client ${msg.event}`);
+    log('debug', `render server ${serverId}: client ${msg.event}`, { serverId, client: msg.event });
     if (connected) {
       clientSince = now;
       return;

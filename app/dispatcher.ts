@@ -11,7 +11,7 @@ import type { Allocator } from './allocator.ts';
 import { createAllocator } from './allocator.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
-import { createEventSource, type DispatcherEvents } from './events.ts';
+import { createEventSource, type DispatcherEvents, type LogFields } from './events.ts';
 import { DEFAULT_MAX_HOPS, createFlock, type FlockOptions } from './flock/flock.ts';
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
@@ -77,7 +77,7 @@ export type DrainResult = { ok: true; server: ServerView } | { ok: false; status
 export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: given, clock = systemClock, flock: flockOptions = {} }: DispatcherOptions) {
   const policy: Policy = { ...DEFAULT_POLICY, ...given };
   const events = createEventSource<DispatcherEvents>();
-  const log = (level: DispatcherEvents['log']['level'], message: string) => events.emit('log', { level, message });
+  const log = (level: DispatcherEvents['log']['level'], message: string, fields?: LogFields) => events.emit('log', { level, message, ...(fields ? { fields } : {}) });
   const failures = createStoreFailures(log, () => clock.now());
   const local: Allocator = createAllocator({ store, claimMs: timings.claimMs, minHealth: policy.minHealth, log });
   const flock = createFlock(
@@ -223,6 +223,8 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     flush: heartbeats.flush,
     drain,
     undrain,
+    /** The mean session length the waiting room's estimates are made of. */
+    meanSessionMs: room.meanSessionMs,
     list: async (): Promise<ServerView[]> => {
       const [rows, now] = await Promise.all([store.all(), store.now()]);
       return rows.map((row) => viewOf(row, now, policy.minHealth));

@@ -32,6 +32,24 @@ export interface Connection {
   send(message: { event?: string; user?: string; data?: unknown }): void;
 }
 
+/** The ids a log line is about, for structured logs (--log-format json). */
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+
+/** How one get_server_url was answered, for metrics and the dashboard. */
+export interface RequestOutcome {
+  /** The page's connection. */
+  conn: string;
+  requestId: string | null;
+  /** `url` a server (at once, or after waiting in line: then `waitedMs`), `none`, `queued` (stood in line), `error` (refused). */
+  outcome: 'url' | 'none' | 'queued' | 'error';
+  /** From the request arriving to its answer (or to its place in line). */
+  ms: number;
+  waitedMs?: number;
+  serverId?: string;
+  /** The linked dispatcher that lent the server. */
+  lender?: string;
+}
+
 /** The event object of `message` and `evt.<code>`: set `returnValue = false` to stop the message here. */
 export interface MessageEvent {
   event: string;
@@ -50,7 +68,11 @@ export interface DispatcherEvents {
   /** A browser's /stream socket closed. */
   'connection.lost': { id: string };
   /** One log line; the dispatcher writes nothing to the console itself. `debug` is one line per hand-out or client report. */
-  log: { level: 'debug' | 'info' | 'warn' | 'error'; message: string };
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; message: string; fields?: LogFields };
+  /** A page's get_server_url was answered. */
+  request: RequestOutcome;
+  /** A render server's heartbeat was written. */
+  heartbeat: { serverId: string };
   /** A flock message with no event type (or any, with noEvents), once per message. */
   message: MessageEvent;
   /** A flock message whose event type is `<code>`, instead of `message`. */

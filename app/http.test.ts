@@ -105,7 +105,8 @@ describe('http routes', () => {
     const guarded = app;
     const missing = await guarded.request('/v1/servers/x/drain', { method: 'POST' });
     expect(missing.status).toBe(401);
-    expect(await missing.text()).toBe('this needs the shared secret: send Authorization: Bearer <secret>');
+    expect(await missing.text()).toBe('this needs the shared secret: send Authorization: Bearer <secret>, or sign in with any user name and the secret as password');
+    expect(missing.headers.get('www-authenticate')).toStartWith('Basic ');
     const wrong = await guarded.request('/v1/servers/x/drain', { method: 'POST', headers: { authorization: 'Bearer not-the-secret-at-all' } });
     expect([wrong.status, await wrong.text()]).toEqual([401, 'wrong secret']);
     const control = await guarded.request('/v1/control', { headers: { upgrade: 'websocket' } });
@@ -115,6 +116,20 @@ describe('http routes', () => {
     expect(((await right.json()) as { server: { state: string } }).server.state).toBe('draining');
     const again = await guarded.request('/v1/servers/x/drain', { method: 'DELETE', headers: { authorization: `Bearer ${secret}` } });
     expect(again.status).toBe(200);
+  });
+
+  test('the dashboard and its feed need the secret, by Bearer or by Basic with any user name; its page is not served around it', async () => {
+    expect((await app.request('/dashboard')).status).toBe(401);
+    expect((await app.request('/dashboard.html')).status).toBe(404);
+    const basic = (password: string) => ({ authorization: `Basic ${btoa(`operator:${password}`)}` });
+    const page = await app.request('/dashboard', { headers: basic(secret) });
+    expect([page.status, page.headers.get('content-type')]).toEqual([200, 'text/html; charset=utf-8']);
+    const wrong = await app.request('/dashboard', { headers: basic('not-the-secret-at-all') });
+    expect([wrong.status, await wrong.text()]).toEqual([401, 'wrong secret']);
+    expect((await app.request('/v1/dashboard/feed')).status).toBe(401);
+    expect((await app.request('/dashboard', { headers: { ...bearer, origin: 'https://evil.example' } })).status).toBe(403);
+    const chart = await app.request('/vendor/uplot.js');
+    expect([chart.status, chart.headers.get('content-type')]).toEqual([200, 'text/javascript; charset=utf-8']);
   });
 
   test('draining an unknown server is a 404 with a reason', async () => {

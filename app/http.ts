@@ -4,15 +4,20 @@
 // secret) is an HTTP status with a reason, before any socket exists.
 
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Hono, type MiddlewareHandler } from 'hono';
-import { bearerAuth } from 'hono/bearer-auth';
 import { HTTPException } from 'hono/http-exception';
+import { streamSSE } from 'hono/streaming';
+import { timingSafeEqual } from 'hono/utils/buffer';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
 import { addressKey, lastForwardedFor } from './client-address.ts';
 import type { Dispatcher, Link, Peer, Session } from './dispatcher.ts';
 import type { OriginChecks, OriginVerdict } from './origin.ts';
+import type { DashboardMessage } from '../common/protocol.ts';
+import type { DashboardFeed } from './dashboard-feed.ts';
+import { METRICS_CONTENT_TYPE, type Metrics } from './metrics.ts';
 import { encodeCursor, parseListQuery } from './server-view.ts';
 
 export interface AppOptions {
@@ -27,13 +32,21 @@ export interface AppOptions {
   remoteAddress(request: Request): string | null;
   /** Take the page's address from the last hop of X-Forwarded-For (behind a reverse proxy). */
   trustProxy?: boolean;
+  /** What GET /metrics shows; null when the dispatcher was started with --no-metrics. */
+  metrics?: Metrics | null;
+  /** What the dashboard is told live. */
+  feed?: DashboardFeed;
 }
 
 /** Every message either socket takes is a small JSON object or a short line; anything larger is refused unread. */
 const MAX_MESSAGE = 16 * 1024;
 
 /** The page's files: a flat folder of HTML and classic scripts. */
-const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8' };
+const CONTENT_TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
+
+/** The dashboard's chart library, served from the installed package (no CDN). */
+const UPLOT = { 'uplot.js': 'uplot/dist/uPlot.iife.min.js', 'uplot.css': 'uplot/dist/uPlot.min.css' } as const;
+const resolvePackage = createRequire(import.meta.url).resolve;
 
 const requireUpgrade: MiddlewareHandler = async (c, next) => {
   if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
@@ -76,14 +89,39 @@ function sessionRoute(
   });
 }
 
-/** The shared secret's check, refused as 401 (400 for a malformed header) with a reason. */
+/**
+ * The shared secret's check: `Authorization: Bearer <secret>` (programs), or Basic with any user
+ * name and the secret as password (a browser asks for it, and sends it again with the dashboard's
+ * feed and its drain buttons). Refused as 401 (400 for a malformed header) with a reason.
+ */
 function requireSecret(secret: string): MiddlewareHandler {
-  return bearerAuth({
-    token: secret,
-    noAuthenticationHeader: { message: 'this needs the shared secret: send Authorization: Bearer <secret>' },
-    invalidAuthenticationHeader: { message: 'malformed Authorization header: expected Bearer <secret>' },
-    invalidToken: { message: 'wrong secret' },
-  });
+  const challenge = { 'www-authenticate': 'Basic realm="render-dispatch operator", charset="UTF-8"' };
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    if (!header) {
+      throw new HTTPException(401, {
+        res: new Response('this needs the shared secret: send Authorization: Bearer <secret>, or sign in with any user name and the secret as password', {
+          status: 401, headers: challenge,
+        }),
+      });
+    }
+    const [scheme, value = ''] = header.split(/\s+/, 2);
+    let given: string | null = null;
+    if (/^bearer$/i.test(scheme)) given = value;
+    else if (/^basic$/i.test(scheme)) {
+      try {
+        const decoded = atob(value);
+        given = decoded.includes(':') ? decoded.slice(decoded.indexOf(':') + 1) : null;
+      } catch {
+        given = null;
+      }
+    }
+    if (given === null || given === '') throw new HTTPException(400, { message: 'malformed Authorization header: expected Bearer <secret>' });
+    if (!(await timingSafeEqual(given, secret))) {
+      throw new HTTPException(401, { res: new Response('wrong secret', { status: 401, headers: /^basic$/i.test(scheme) ? challenge : {} }) });
+    }
+    await next();
+  };
 }
 
 /** Refuses, as 403 with the reason, a request whose Origin the check turns down. */
@@ -95,7 +133,7 @@ function requireOrigin(check: (origin: string | undefined, host: string | undefi
   };
 }
 
-export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, origins, remoteAddress, trustProxy = false }: AppOptions) {
+export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, origins, remoteAddress, trustProxy = false, metrics = null, feed }: AppOptions) {
   const app = new Hono();
   const authorized = requireSecret(secret);
   const operator = requireOrigin(origins.operator);
@@ -106,15 +144,43 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
   const report = (error: unknown) =>
     dispatcher.events.emit('log', { level: 'error', message: `socket session failed: ${error instanceof Error ? (error.stack ?? error.message) : error}` });
 
-  async function clientFile(name: string): Promise<Response> {
-    const body = await readFile(join(clientDir, name)).catch((error: NodeJS.ErrnoException) => {
+  async function clientFile(name: string, path = join(clientDir, name)): Promise<Response> {
+    const body = await readFile(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw new HTTPException(404, { message: `no client file ${name}` });
       throw error;
     });
     return new Response(body, { headers: { 'content-type': CONTENT_TYPES[name.split('.').pop()!], 'cache-control': 'no-cache' } });
   }
   app.get('/', () => clientFile('index.html'));
-  app.get('/:file{[a-z-]+\\.(?:html|js)}', (c) => clientFile(c.req.param('file')));
+  app.get('/index.html', () => clientFile('index.html'));
+  // Scripts only: the dashboard's page is behind the secret, below.
+  app.get('/:file{[a-z-]+\\.js}', (c) => clientFile(c.req.param('file')));
+
+  // The operator's dashboard: the page, its chart library, and its live feed, all behind the secret.
+  app.get(PATHS.dashboard, operator, authorized, () => clientFile('dashboard.html'));
+  app.get('/vendor/:file{uplot\\.(?:js|css)}', (c) => {
+    const file = c.req.param('file') as keyof typeof UPLOT;
+    return clientFile(file, resolvePackage(UPLOT[file]));
+  });
+  app.get(PATHS.dashboardFeed, operator, authorized, (c) => {
+    if (!feed) throw new HTTPException(404, { message: 'this dispatcher has no dashboard feed' });
+    return streamSSE(c, async (stream) => {
+      // One write at a time, in order: summaries and event batches come from timers.
+      let writing = Promise.resolve();
+      const send = (message: DashboardMessage) => {
+        writing = writing.then(() => stream.writeSSE({ event: message.type, data: JSON.stringify(message) })).catch(() => {});
+      };
+      const unsubscribe = feed.subscribe(send);
+      const closed = new Promise<void>((resolve) => stream.onAbort(resolve));
+      await closed;
+      unsubscribe();
+    });
+  });
+  // Prometheus: scraped by a program (no Origin); a browser page only if it is the dispatcher's own.
+  app.get(PATHS.metrics, operator, async (c) => {
+    if (!metrics) throw new HTTPException(404, { message: 'metrics are off (--no-metrics)' });
+    return c.body(await metrics.text(), 200, { 'content-type': METRICS_CONTENT_TYPE });
+  });
 
   // Liveness: the process answers. Readiness: it can reach its lease store, so it can hand out
   // servers (a load balancer sends pages elsewhere while this is 503).
@@ -133,11 +199,14 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
   app.post(`${PATHS.servers}/:id/drain`, operator, authorized, async (c) => {
     const result = await dispatcher.drain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
+    // The dashboard shows it at its next second, not at its next count.
+    feed?.recount();
     return c.json({ server: result.server });
   });
   app.delete(`${PATHS.servers}/:id/drain`, operator, authorized, async (c) => {
     const result = await dispatcher.undrain(c.req.param('id'));
     if (!result.ok) throw new HTTPException(result.status, { message: result.reason });
+    feed?.recount();
     return c.json({ server: result.server });
   });
 

@@ -6,11 +6,11 @@
 // compared on its clock (the database's, for PostgreSQL), so dispatchers whose clocks disagree
 // still agree on every lease. The behaviour suite in lease-store.suite.ts runs against each engine.
 
-import type { ClientState } from '../common/protocol.ts';
+import type { ClientState, ServerState } from '../common/protocol.ts';
 
+export type { ServerState } from '../common/protocol.ts';
 /** Stored states. "expired" is derived at read time from the lease deadline, never trusted as stored. */
-export type StoredState = 'ready' | 'reserved' | 'busy' | 'draining' | 'offline';
-export type ServerState = StoredState | 'expired';
+export type StoredState = Exclude<ServerState, 'expired'>;
 
 export interface ServerRow {
   id: string;

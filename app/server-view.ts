@@ -1,23 +1,10 @@
 // How a server looks to an operator in GET /v1/servers: its state as of now and, when it is not
 // being handed out, the reason in words.
 
+import type { ServerView } from '../common/protocol.ts';
 import { effectiveState, type ListCursor, type ServerRow, type ServerState } from './lease-store.ts';
 
-export interface ServerView {
-  id: string;
-  url: string;
-  state: ServerState;
-  /** Why the server is not being handed out now; null when it is free to be. */
-  reason: string | null;
-  leaseExpiresAt: number;
-  claimExpiresAt: number | null;
-  client: ServerRow['client'];
-  targetFps: number;
-  fps: number;
-  frameMs: number;
-  health: number;
-  registeredAt: number;
-}
+export type { ServerView } from '../common/protocol.ts';
 
 function reasonFor(row: ServerRow, state: ServerState, now: number, minHealth: number): string | null {
   switch (state) {

@@ -9,6 +9,8 @@ import { CLOSE } from '../common/protocol.ts';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
 import type { Connect } from './flock/dialer.ts';
 import { DEFAULT_MAX_HOPS } from './flock/flock.ts';
+import { createDashboardFeed } from './dashboard-feed.ts';
+import { createMetrics, timedStore } from './metrics.ts';
 import type { LeaseStore } from './lease-store.ts';
 import { createApp } from './http.ts';
 import { openStore } from './open-store.ts';
@@ -35,7 +37,7 @@ export interface RunningDispatcher {
 
 /** What starting needs of the config; the rest has its defaults. */
 export type StartOptions = Pick<DispatcherConfig, 'host' | 'port' | 'db' | 'timings' | 'policy' | 'secret'> &
-  Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy' | 'links' | 'maxHops' | 'noEvents'>>;
+  Partial<Pick<DispatcherConfig, 'allowOrigins' | 'trustProxy' | 'links' | 'maxHops' | 'noEvents' | 'metrics'>>;
 
 export interface StartHow {
   /** For tests that move time. */
@@ -47,11 +49,15 @@ export interface StartHow {
 }
 
 export async function startDispatcher(config: StartOptions, { clock, store: given, reusePort = false }: StartHow = {}): Promise<RunningDispatcher> {
-  const store = given ?? (await openStore(config.db, clock));
+  const opened = given ?? (await openStore(config.db, clock));
+  const metrics = config.metrics === false ? null : createMetrics();
+  const store = metrics ? timedStore(opened, metrics.storeCall) : opened;
   const dispatcher = createDispatcher({
     store, timings: config.timings, policy: config.policy, clock,
     flock: { secret: config.secret, maxHops: config.maxHops ?? DEFAULT_MAX_HOPS, noEvents: config.noEvents ?? false, connect },
   });
+  metrics?.watch(dispatcher, store);
+  const feed = createDashboardFeed(dispatcher, store, { now: () => Date.now(), meanSessionMs: dispatcher.meanSessionMs });
   // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
   let server: ReturnType<typeof Bun.serve> | null = null;
   const app = createApp({
@@ -62,6 +68,8 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     origins: createOriginPolicy({ streamOrigins: config.allowOrigins ?? null, listenHost: config.host }),
     remoteAddress: (request) => server?.requestIP(request)?.address ?? null,
     trustProxy: config.trustProxy ?? false,
+    metrics,
+    feed,
   });
   server = Bun.serve({
     hostname: config.host,
@@ -85,6 +93,7 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     store: `${store.engine} ${store.location}`,
     async close() {
       clearInterval(sweeper);
+      feed.stop();
       // Nothing new comes in; the pages and render servers connected are told why (1001); then the port closes.
       void listening.stop(false);
       await dispatcher.goAway('dispatcher shutting down');

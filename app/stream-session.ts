@@ -11,7 +11,7 @@
 import { NONE, encode, parseStreamRequest, type DispatcherToBrowser, type PageMessage, type ServerRequest } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
-import type { DispatcherEvents, EventSource } from './events.ts';
+import type { DispatcherEvents, EventSource, RequestOutcome } from './events.ts';
 import type { Relay } from './flock/relay.ts';
 import { inOrder } from './in-order.ts';
 import type { RateLimit } from './rate-limit.ts';
@@ -81,25 +81,39 @@ export function openStreamSession({ allocator, room, events, rateLimit, messageL
 
   async function serverUrl(request: ServerRequest & { json: boolean }): Promise<void> {
     const requestId = request.requestId ? { requestId: request.requestId } : {};
+    const startedAt = performance.now();
+    const answered = (outcome: RequestOutcome['outcome'], more: Partial<RequestOutcome> = {}) =>
+      events.emit('request', { conn, requestId: request.requestId ?? null, outcome, ms: performance.now() - startedAt, ...more });
     const rate = rateLimit.take(peer.address);
     if (!rate.ok) {
+      answered('error');
       const error = `too many requests from your address (at most ${rateLimit.perSecond} a second): try again in ${rate.retryMs}ms`;
       if (!request.json) return link.send(`error: ${error}`);
       return send({ type: 'error', error, retryMs: rate.retryMs, ...requestId });
     }
     if (room.isWaiting(conn)) {
+      answered('error');
       return send({ type: 'error', error: 'already waiting for a server on this connection; close it to leave the queue' });
     }
     try {
       const grant = await allocator.allocate({ ...request, conn });
       // A page that left while its ticket was signed will never come: the server goes straight back.
       if (!open) return grant ? await allocator.cancel(grant) : undefined;
+      if (grant) answered('url', { serverId: grant.serverId, ...(grant.lender ? { lender: grant.lender } : {}) });
+      else if (!request.json || !request.wait) answered('none');
       if (!request.json) return link.send(grant?.url ?? NONE);
       if (grant) return send({ type: 'server_url', url: grant.url, ...requestId });
       if (!request.wait) return send({ type: 'none', reason: 'no render server is free', ...requestId });
-      const joined = await room.join(conn, request, send, peer.address);
+      const joinedAt = performance.now();
+      const notify = (message: DispatcherToBrowser) => {
+        if (message.type === 'server_url') answered('url', { waitedMs: performance.now() - joinedAt });
+        send(message);
+      };
+      const joined = await room.join(conn, request, notify, peer.address);
+      answered(joined.ok ? 'queued' : 'none');
       if (!joined.ok) send({ type: 'none', reason: joined.reason, ...requestId });
     } catch (error) {
+      answered('none');
       failures.failed('answering a page (it was told none)', error);
       if (!request.json) return link.send(NONE);
       send({ type: 'none', reason: STORE_UNAVAILABLE, ...requestId });

@@ -123,6 +123,8 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, f
      */
     hasWaiting: (): boolean => notifiers.size > 0,
     serve,
+    /** The mean session length wait estimates are made of (null until one has ended). */
+    meanSessionMs: (): number | null => meanSessionMs,
     /** A client's session ended after this long: the basis of wait estimates. */
     sessionEnded(durationMs: number): void {
       meanSessionMs = meanSessionMs === null ? durationMs : meanSessionMs * (1 - SESSION_WEIGHT) + durationMs * SESSION_WEIGHT;

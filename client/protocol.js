@@ -128,7 +128,10 @@
     healthz: "/healthz",
     readyz: "/readyz",
     link: "/v1/link",
-    flock: "/v1/flock"
+    flock: "/v1/flock",
+    metrics: "/metrics",
+    dashboard: "/dashboard",
+    dashboardFeed: "/v1/dashboard/feed"
   };
   var SECRET_ENV = "RENDER_DISPATCH_SECRET";
   var TICKET_PARAM = "ticket";

@@ -28,6 +28,11 @@ export const PATHS = {
   link: '/v1/link',
   /** This dispatcher's links, as JSON for operators. */
   flock: '/v1/flock',
+  /** Prometheus metrics, on both programs. */
+  metrics: '/metrics',
+  /** The operator's live page, and its feed (server-sent events). */
+  dashboard: '/dashboard',
+  dashboardFeed: '/v1/dashboard/feed',
 } as const;
 
 /** The environment variable both the dispatcher and render servers read the shared secret from. */
@@ -246,6 +251,61 @@ export type RenderToBrowser =
   | { type: 'hello'; id: string; size: number; targetFps: number; camera: Camera }
   | { type: 'pong'; t: number; serverTime: number }
   | ErrorMessage;
+
+// ---- operators: GET /v1/servers and the dashboard's feed ----
+
+/** A render server's state as operators see it; `expired` is derived from the lease deadline. */
+export type ServerState = 'ready' | 'reserved' | 'busy' | 'draining' | 'offline' | 'expired';
+
+/** How a server looks to an operator in GET /v1/servers. */
+export interface ServerView {
+  id: string;
+  url: string;
+  state: ServerState;
+  /** Why the server is not being handed out now; null when it is free to be. */
+  reason: string | null;
+  leaseExpiresAt: number;
+  claimExpiresAt: number | null;
+  client: ClientState;
+  targetFps: number;
+  fps: number;
+  frameMs: number;
+  health: number;
+  registeredAt: number;
+}
+
+/** One second of the dashboard's charts (GET /v1/dashboard/feed). */
+export interface DashboardSummary {
+  /** The second's end, ms since the epoch. */
+  t: number;
+  handouts: number;
+  nones: number;
+  /** Dispatch latency in that second, ms (null when nothing was answered). */
+  p50: number | null;
+  p99: number | null;
+  /** Pages in the waiting room (every dispatcher on the store). */
+  queue: number;
+  /** How long the page that has waited longest on this dispatcher has waited, ms. */
+  oldestWaitMs: number | null;
+  /** The mean session length wait estimates are made of, ms (null until one has ended). */
+  meanSessionMs: number | null;
+  servers: Record<ServerState, number>;
+}
+
+export interface DashboardEvent {
+  t: number;
+  name: 'server.new' | 'server.lost' | 'connection.new' | 'connection.lost';
+  kind?: string;
+  id: string;
+  url?: string;
+  reason?: string;
+}
+
+/** What the dashboard's feed sends, each as a server-sent event named by its type. */
+export type DashboardMessage =
+  | { type: 'history'; summaries: DashboardSummary[] }
+  | { type: 'summary'; summary: DashboardSummary }
+  | { type: 'events'; events: DashboardEvent[]; dropped: number };
 
 // ---- tickets ----
 

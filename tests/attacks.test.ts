@@ -74,7 +74,7 @@ describe('attacks on a dispatcher with its defaults', () => {
 
   test('registering with no secret is refused at the door: 401', async () => {
     const result = await attempt(`ws://127.0.0.1:${dispatcherPort}/v1/control`);
-    assert.deepEqual(result, { status: 401, body: 'this needs the shared secret: send Authorization: Bearer <secret>' });
+    assert.deepEqual(result, { status: 401, body: 'this needs the shared secret: send Authorization: Bearer <secret>, or sign in with any user name and the secret as password' });
   });
 
   test('taking over a live id, even with the secret, is refused with 4001 and the victim keeps all', async () => {
