@@ -95,7 +95,8 @@ function sessionRoute(
  * feed and its drain buttons). Refused as 401 (400 for a malformed header) with a reason.
  */
 function requireSecret(secret: string): MiddlewareHandler {
-  const challenge = { 'www-authenticate': 'Basic realm="render-dispatch operator", charset="UTF-8"' };
+  const text = { 'content-type': 'text/plain; charset=utf-8' };
+  const challenge = { ...text, 'www-authenticate': 'Basic realm="render-dispatch operator", charset="UTF-8"' };
   return async (c, next) => {
     const header = c.req.header('authorization');
     if (!header) {
@@ -118,7 +119,7 @@ function requireSecret(secret: string): MiddlewareHandler {
     }
     if (given === null || given === '') throw new HTTPException(400, { message: 'malformed Authorization header: expected Bearer <secret>' });
     if (!(await timingSafeEqual(given, secret))) {
-      throw new HTTPException(401, { res: new Response('wrong secret', { status: 401, headers: /^basic$/i.test(scheme) ? challenge : {} }) });
+      throw new HTTPException(401, { res: new Response('wrong secret', { status: 401, headers: /^basic$/i.test(scheme) ? challenge : text }) });
     }
     await next();
   };

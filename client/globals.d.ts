@@ -15,6 +15,11 @@ declare global {
     type Hello = Extract<protocol.RenderToBrowser, { type: 'hello' }>;
     type Queued = Extract<protocol.DispatcherToBrowser, { type: 'queued' }>;
     type Frame = FrameMeta;
+    /** The dashboard's (dashboard.js): the operator API's shapes. */
+    type ServerView = protocol.ServerView;
+    type DashboardSummary = protocol.DashboardSummary;
+    type DashboardEvent = protocol.DashboardEvent;
+    type DashboardMessage = protocol.DashboardMessage;
 
     /** What the page is doing; 'notice' is a remark from the render server, not a state. */
     type State = 'idle' | 'connecting' | 'waiting' | 'streaming' | 'reconnecting' | 'none' | 'disconnected' | 'error' | 'notice';
@@ -83,6 +88,13 @@ declare global {
       history: { state: State; message: string; at: number }[];
       stats?: StatsSnapshot;
     }
+  }
+
+  /** uPlot's classic-script build (/vendor/uplot.js), as much of it as the dashboard uses. */
+  class uPlot {
+    constructor(options: object, data: (number | null)[][], target: HTMLElement);
+    setData(data: (number | null)[][]): void;
+    setSize(size: { width: number; height: number }): void;
   }
 
   interface Window {
