@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sign } from 'hono/jwt';
-import { createTicketGate } from './tickets.ts';
+import { REFUSALS, createTicketGate, type Refusal } from './tickets.ts';
 
 const KEY = 'k'.repeat(43);
 const OLD_KEY = 'o'.repeat(43);
@@ -30,26 +30,27 @@ describe('ticket gate', () => {
     const g = gate();
     const url = await urlWith({});
     assert.equal((await g.admit(url)).ok, true);
-    assert.deepEqual(await g.admit(url), { ok: false, status: 403, reason: 'ticket already used' });
+    assert.deepEqual(await g.admit(url), { ok: false, status: 403, refusal: 'used', reason: 'ticket already used' });
   });
 
-  const refusals: [string, () => Promise<URL>, number, string][] = [
-    ['missing', async () => new URL('ws://127.0.0.1:16000/stream'), 401, 'ticket missing'],
-    ['forged', () => urlWith({}, 'x'.repeat(43)), 403, 'ticket invalid: not signed by the dispatcher for this server'],
-    ['garbage', async () => new URL('ws://127.0.0.1:16000/stream?ticket=abc'), 403, 'ticket invalid'],
-    ['expired', () => urlWith({ exp: now() - 1 }), 401, 'ticket expired: ask the dispatcher again'],
-    ['for another server', () => urlWith({ sub: 'other' }), 403, 'ticket is for another render server'],
+  const refusals: [string, () => Promise<URL>, number, Refusal, string][] = [
+    ['missing', async () => new URL('ws://127.0.0.1:16000/stream'), 401, 'missing', 'ticket missing'],
+    ['forged', () => urlWith({}, 'x'.repeat(43)), 403, 'invalid', 'ticket invalid: not signed by the dispatcher for this server'],
+    ['garbage', async () => new URL('ws://127.0.0.1:16000/stream?ticket=abc'), 403, 'invalid', 'ticket invalid'],
+    ['expired', () => urlWith({ exp: now() - 1 }), 401, 'expired', 'ticket expired: ask the dispatcher again'],
+    ['for another server', () => urlWith({ sub: 'other' }), 403, 'other-server', 'ticket is for another render server'],
     // Signed with the right key, but for a year: a stolen key must not mint lasting passes.
-    ['year-long', () => urlWith({ exp: now() + 365 * 86_400 }), 403, 'ticket invalid: it lives longer than the 10000ms claim period'],
-    ['future-dated', () => urlWith({ iat: now() + 3600, exp: now() + 3605 }), 403, 'ticket invalid'],
-    ['iat-less', () => urlWith({ iat: undefined }), 403, 'ticket invalid: missing jti, iat or exp'],
+    ['year-long', () => urlWith({ exp: now() + 365 * 86_400 }), 403, 'invalid', 'ticket invalid: it lives longer than the 10000ms claim period'],
+    ['future-dated', () => urlWith({ iat: now() + 3600, exp: now() + 3605 }), 403, 'invalid', 'ticket invalid'],
+    ['iat-less', () => urlWith({ iat: undefined }), 403, 'invalid', 'ticket invalid: missing jti, iat or exp'],
   ];
-  for (const [name, make, status, reason] of refusals) {
-    test(`refuses a ${name} ticket with ${status}`, async () => {
+  for (const [name, make, status, refusal, reason] of refusals) {
+    test(`refuses a ${name} ticket with ${status} (${refusal})`, async () => {
       const admission = await gate().admit(await make());
       assert.equal(admission.ok, false);
       if (admission.ok) return;
       assert.equal(admission.status, status);
+      assert.equal(admission.refusal, refusal);
       assert.ok(admission.reason.startsWith(reason), admission.reason);
     });
   }
@@ -57,7 +58,7 @@ describe('ticket gate', () => {
   test('refuses a second client with 409 while the slot is taken', async () => {
     const g = gate();
     assert.equal((await g.admit(await urlWith({}))).ok, true);
-    assert.deepEqual(await g.admit(await urlWith({})), { ok: false, status: 409, reason: 'busy: another client is streaming from this server' });
+    assert.deepEqual(await g.admit(await urlWith({})), { ok: false, status: 409, refusal: 'busy', reason: 'busy: another client is streaming from this server' });
   });
 
   test('a ticket signed with the key before the last registration still passes within its claim period', async () => {
@@ -65,8 +66,14 @@ describe('ticket gate', () => {
     assert.equal(admission.ok, true);
   });
 
+  test('the refusal codes tested here are exactly the ones the metrics label by', () => {
+    const tested = new Set<Refusal>([...refusals.map(([, , , refusal]) => refusal), 'used', 'busy', 'not-registered']);
+    assert.deepEqual([...tested].sort(), [...REFUSALS].sort());
+  });
+
   test('refuses with 503 until registered', async () => {
     const admission = await gate({ registered: false }).admit(await urlWith({}));
     assert.equal(admission.ok === false && admission.status, 503);
+    assert.equal(admission.ok === false && admission.refusal, 'not-registered');
   });
 });
