@@ -92,7 +92,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     gate.admit(url).then(
       (admission) => {
         if (!admission.ok) return refuse(socket, admission.status, admission.reason);
-        slot.attach(socket, admission.session, (attach) => wss.handleUpgrade(request, socket, head, attach));
+        slot.attach(socket, { jti: admission.jti, session: admission.session }, (attach) => wss.handleUpgrade(request, socket, head, attach));
       },
       (error) => refuse(socket, 500, `could not check the ticket: ${error}`),
     );

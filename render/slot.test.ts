@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { HANDSHAKE_MS, createClientSlot } from './slot.ts';
+import type { Admitted } from './tickets.ts';
 
 class FakeWebSocket extends EventEmitter {
   closes: [number, string][] = [];
@@ -17,6 +18,7 @@ class FakeWebSocket extends EventEmitter {
 
 function setup() {
   const events: string[] = [];
+  const told: Admitted[] = [];
   let failStream: (error: Error) => void = () => {};
   const slot = createClientSlot({
     stream: {
@@ -26,7 +28,10 @@ function setup() {
       },
       end: () => events.push('end'),
     },
-    onClient: (event) => events.push(event),
+    onClient: (event, client) => {
+      events.push(event);
+      told.push(client);
+    },
     log: (message) => events.push(`log ${message}`),
   });
   const raw = new EventEmitter();
@@ -36,9 +41,9 @@ function setup() {
   /** Claims the slot and completes the handshake for `ws`. */
   const hold = (session: string | null = 'page-1') => {
     assert.equal(slot.claim(), true);
-    slot.attach(socket, session, (attach) => attach(asWebSocket));
+    slot.attach(socket, { jti: 'jti-1', session }, (attach) => attach(asWebSocket));
   };
-  return { slot, events, raw, ws, socket, asWebSocket, hold, failStream: (error: Error) => failStream(error) };
+  return { slot, events, told, raw, ws, socket, asWebSocket, hold, failStream: (error: Error) => failStream(error) };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -53,12 +58,13 @@ describe('client slot', () => {
     assert.equal(held.slot.claim(), false, 'held by a client');
   });
 
-  test('a held slot starts the stream with the session, reports the client, and is free again when it closes', () => {
-    const { slot, events, ws, hold } = setup();
+  test('a held slot starts the stream with the session, reports the client with its ticket id, and is free again when it closes', () => {
+    const { slot, events, told, ws, hold } = setup();
     hold('page-1');
     assert.deepEqual(events, ['connected', 'start page-1']);
     ws.emit('close', 1000, Buffer.from(''));
     assert.deepEqual(events, ['connected', 'start page-1', 'end', 'gone']);
+    assert.deepEqual(told, [{ jti: 'jti-1', session: 'page-1' }, { jti: 'jti-1', session: 'page-1' }], 'both reports say which ticket');
     assert.equal(slot.claim(), true, 'a released slot can be claimed again');
   });
 
@@ -74,7 +80,7 @@ describe('client slot', () => {
   test('a handshake that dies before completing gives the slot back, with no client reported', () => {
     const { slot, events, raw, socket } = setup();
     assert.equal(slot.claim(), true);
-    slot.attach(socket, null, () => {});
+    slot.attach(socket, { jti: 'jti-1', session: null }, () => {});
     assert.equal(slot.claim(), false, 'held while the handshake is under way');
     raw.emit('close');
     assert.deepEqual(events, []);
@@ -104,9 +110,9 @@ describe('client slot', () => {
 
   test('a socket is attached only to a claimed slot', () => {
     const { slot, socket, asWebSocket, hold } = setup();
-    assert.throws(() => slot.attach(socket, null, (attach) => attach(asWebSocket)), /must be claimed/);
+    assert.throws(() => slot.attach(socket, { jti: 'jti-1', session: null }, (attach) => attach(asWebSocket)), /must be claimed/);
     hold();
-    assert.throws(() => slot.attach(socket, null, (attach) => attach(asWebSocket)), /must be claimed/);
+    assert.throws(() => slot.attach(socket, { jti: 'jti-1', session: null }, (attach) => attach(asWebSocket)), /must be claimed/);
   });
 
   test('closeClient closes the client holding the slot with the code and reason, and nothing else', () => {
@@ -115,7 +121,7 @@ describe('client slot', () => {
     assert.equal(slot.claim(), true);
     slot.closeClient(1001, 'render server shutting down');
     assert.deepEqual(ws.closes, [], 'free, then claimed: no client to close');
-    slot.attach(socket, null, (attach) => attach(asWebSocket));
+    slot.attach(socket, { jti: 'jti-1', session: null }, (attach) => attach(asWebSocket));
     slot.closeClient(1001, 'render server shutting down');
     assert.deepEqual(ws.closes, [[1001, 'render server shutting down']]);
   });
@@ -125,7 +131,7 @@ describe('client slot', () => {
     assert.equal(slot.claim(), true);
     (raw as EventEmitter & { destroyed: boolean }).destroyed = true;
     let handshakes = 0;
-    slot.attach(socket, null, () => handshakes++);
+    slot.attach(socket, { jti: 'jti-1', session: null }, () => handshakes++);
     assert.equal(handshakes, 0);
     assert.deepEqual(events, []);
     assert.equal(slot.claim(), true);
@@ -137,7 +143,7 @@ describe('client slot', () => {
       const { slot, events, ws, socket, asWebSocket } = setup();
       assert.equal(slot.claim(), true);
       let complete: (ws: WebSocket) => void = () => {};
-      slot.attach(socket, null, (attach) => (complete = attach));
+      slot.attach(socket, { jti: 'jti-1', session: null }, (attach) => (complete = attach));
       mock.timers.tick(HANDSHAKE_MS - 1);
       assert.equal(slot.claim(), false, 'still claimed just before the limit');
       mock.timers.tick(1);

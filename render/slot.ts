@@ -9,6 +9,7 @@
 import type { Duplex } from 'node:stream';
 import type WebSocket from 'ws';
 import { CLOSE } from '../common/protocol.ts';
+import type { Admitted } from './tickets.ts';
 
 /** How long an admitted ticket's handshake may take before its claim on the slot lapses. */
 export const HANDSHAKE_MS = 10_000;
@@ -23,8 +24,8 @@ export interface SlotStream {
 
 export interface SlotOptions {
   stream: SlotStream;
-  /** Told once a client holds the slot, and once it is gone. */
-  onClient(event: 'connected' | 'gone'): void;
+  /** Told once a client holds the slot, and once it is gone, with who it is (from its ticket). */
+  onClient(event: 'connected' | 'gone', client: Admitted): void;
   log(message: string): void;
 }
 
@@ -39,11 +40,11 @@ export function createClientSlot({ stream, onClient, log }: SlotOptions) {
     if (holder === 'claimed' && claims === claim) holder = 'free';
   }
 
-  function release(ws: WebSocket): void {
+  function release(ws: WebSocket, client: Admitted): void {
     if (holder !== ws) return;
     holder = 'free';
     stream.end(ws);
-    onClient('gone');
+    onClient('gone', client);
   }
 
   return {
@@ -59,11 +60,12 @@ export function createClientSlot({ stream, onClient, log }: SlotOptions) {
       return true;
     },
     /**
-     * Gives the claimed slot to the upgrading `socket`: `handshake` completes the WebSocket upgrade
-     * (ws's handleUpgrade) and hands over the WebSocket, which then holds the slot and is streamed
-     * to. If the socket closes before the handshake completes, the slot is free again.
+     * Gives the claimed slot to the upgrading `socket` of the admitted `client`: `handshake`
+     * completes the WebSocket upgrade (ws's handleUpgrade) and hands over the WebSocket, which then
+     * holds the slot and is streamed to. If the socket closes before the handshake completes, the
+     * slot is free again.
      */
-    attach(socket: Duplex, session: string | null, handshake: (attach: (ws: WebSocket) => void) => void): void {
+    attach(socket: Duplex, client: Admitted, handshake: (attach: (ws: WebSocket) => void) => void): void {
       if (holder !== 'claimed') throw new Error('the client slot must be claimed before a socket is attached');
       const mine = claims;
       // Gone already (while its ticket was checked): no close event will come to free the slot.
@@ -78,13 +80,13 @@ export function createClientSlot({ stream, onClient, log }: SlotOptions) {
         }
         clearTimeout(lapse);
         holder = ws;
-        ws.on('close', () => release(ws));
-        ws.on('error', () => release(ws));
-        onClient('connected');
-        stream.start(ws, session).catch((error) => {
+        ws.on('close', () => release(ws, client));
+        ws.on('error', () => release(ws, client));
+        onClient('connected', client);
+        stream.start(ws, client.session).catch((error) => {
           log(`frame loop failed: ${error instanceof Error ? error.message : error}`);
           ws.close(CLOSE.goingAway, 'render server failed to draw');
-          release(ws);
+          release(ws, client);
         });
       });
     },
