@@ -127,6 +127,8 @@
     servers: "/v1/servers",
     healthz: "/healthz",
     readyz: "/readyz",
+    metrics: "/metrics",
+    about: "/about",
     link: "/v1/link",
     flock: "/v1/flock",
     metrics: "/metrics",

@@ -22,8 +22,12 @@ export const PATHS = {
   servers: '/v1/servers',
   /** 200 while the process answers. */
   healthz: '/healthz',
-  /** 200 while it can reach its lease store, else 503. */
+  /** 200 when it can do its work (the dispatcher reaches its lease store; a render server is registered), else 503. */
   readyz: '/readyz',
+  /** Prometheus metrics (the render server's). */
+  metrics: '/metrics',
+  /** What a render server is, as JSON with nothing secret: for the page's "About this server". */
+  about: '/about',
   /** Linked dispatchers' WebSocket (the flock). */
   link: '/v1/link',
   /** This dispatcher's links, as JSON for operators. */

@@ -9,6 +9,7 @@ import type WebSocket from 'ws';
 import { withFrameMeta } from '../common/frame-meta.ts';
 import { DEFAULT_CAMERA, encode, parseBrowserToRender, type Camera, type ClientState, type RenderToBrowser } from '../common/protocol.ts';
 import { encodeJpeg } from './encoder.ts';
+import { NO_METER, type FrameMeter } from './metrics.ts';
 import type { Renderer } from './renderer.ts';
 import { poseAt } from './scene.ts';
 
@@ -21,6 +22,8 @@ export interface StreamOptions {
   spin: number;
   /** Bytes the socket may hold unsent before frames are skipped. */
   maxBuffered?: number;
+  /** Told of every frame drawn, encoded, sent or skipped (metrics.ts). */
+  meter?: FrameMeter;
   log(message: string): void;
 }
 
@@ -40,7 +43,7 @@ const STATS_WINDOW_MS = 1000;
 const IDLE_PROBE_MS = 1000;
 const PROBE_WEIGHT = 0.3;
 
-export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffered = 4 * 1024 * 1024, log }: StreamOptions) {
+export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffered = 4 * 1024 * 1024, meter = NO_METER, log }: StreamOptions) {
   const intervalMs = 1000 / fps;
   const epoch = Date.now();
   const pose = () => poseAt((Date.now() - epoch) / 1000, spin);
@@ -54,9 +57,23 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   let inputSeq = -1;
   let frameSeq = 0;
 
+  // Draw and read back, then encode: timed apart, as the two are slow for different reasons (the
+  // GPU and the frame's size; the CPU and the quality).
+  async function drawFrame(): Promise<Buffer> {
+    const start = performance.now();
+    const rgba = renderer.readFrame(pose(), camera);
+    const drawn = performance.now();
+    meter.drawn((drawn - start) / 1000);
+    const jpeg = await encodeJpeg(rgba, renderer.size, quality);
+    meter.encoded((performance.now() - drawn) / 1000);
+    return jpeg;
+  }
+
   function measure(workMs: number | null): void {
-    if (workMs === null) stats.framesSkipped++;
-    else {
+    if (workMs === null) {
+      stats.framesSkipped++;
+      meter.skipped();
+    } else {
       stats.framesSent++;
       sample.frames++;
       sample.workMs += workMs;
@@ -79,9 +96,11 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
         const start = performance.now();
         const capturedAt = Date.now();
         const shows = inputSeq;
-        const jpeg = await encodeJpeg(renderer.readFrame(pose(), camera), renderer.size, quality);
+        const jpeg = await drawFrame();
         if (client !== ws || ws.readyState !== ws.OPEN) break;
-        ws.send(withFrameMeta(jpeg, { seq: frameSeq++, capturedAt, inputSeq: shows, fps: Math.round(stats.fps * 10) / 10 }), { binary: true });
+        const message = withFrameMeta(jpeg, { seq: frameSeq++, capturedAt, inputSeq: shows, fps: Math.round(stats.fps * 10) / 10 });
+        ws.send(message, { binary: true });
+        meter.sent(message.length);
         measure(performance.now() - start);
       }
       // Pace to the target; when behind, start the next frame at once but never try to catch up
@@ -106,7 +125,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   const idleProbe = setInterval(() => {
     if (client) return;
     const start = performance.now();
-    encodeJpeg(renderer.readFrame(pose(), camera), renderer.size, quality).then(
+    drawFrame().then(
       () => {
         // Smoothed, so that one frame slowed by a passing load does not make the server look sick.
         const took = performance.now() - start;
