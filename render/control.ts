@@ -63,6 +63,9 @@ export function createControlClient(options: ControlOptions) {
   let attempt = 0;
   let stopped = true;
   let registeredOnce = false;
+  // The socket whose registration is current: a key outlives its connection (tickets signed with
+  // it still pass), a registration does not.
+  let registeredOn: WebSocket | null = null;
 
   const send = (message: RenderToDispatcher) => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(encode(message));
@@ -86,6 +89,7 @@ export function createControlClient(options: ControlOptions) {
         if (key && key !== msg.key) previous = { key, until: now() + msg.claimMs };
         key = msg.key;
         claimMs = msg.claimMs;
+        registeredOn = ws;
         if (heartbeat) clearInterval(heartbeat);
         heartbeat = setInterval(() => send({ type: 'heartbeat', ...options.health() }), msg.heartbeatMs);
         options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`);
@@ -111,6 +115,7 @@ export function createControlClient(options: ControlOptions) {
       if (heartbeat) clearInterval(heartbeat);
       heartbeat = null;
       if (socket === ws) socket = null;
+      if (registeredOn === ws) registeredOn = null;
       if (stopped) return;
       // Try the next dispatcher: the one that went may be down for good.
       current = (current + 1) % options.dispatchers.length;
@@ -134,6 +139,8 @@ export function createControlClient(options: ControlOptions) {
       if (previous && previous.until <= now()) previous = null;
       return { keys: previous ? [key, previous.key] : [key], claimMs };
     },
+    /** Whether a dispatcher has this server registered now: its control connection is open and answered. */
+    registered: (): boolean => registeredOn !== null && registeredOn.readyState === WebSocket.OPEN,
     reportClient(event: 'connected' | 'gone'): void {
       send({ type: 'client', event });
     },

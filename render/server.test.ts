@@ -70,6 +70,16 @@ describe('render server wiring, in process', () => {
     assert.deepEqual(heartbeat, { type: 'heartbeat', fps: 0, frameMs: 0, client: 'none' });
   });
 
+  test('/readyz is 200 once registered, and a refused upgrade is counted by its kind', async () => {
+    const base = `http://127.0.0.1:${running.port}`;
+    await waitFor('ready', async () => (await fetch(`${base}/readyz`)).status === 200);
+    await assert.rejects(connectFrames(`ws://127.0.0.1:${running.port}/stream`), { status: 401 });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /^render_dispatch_render_tickets_refused_total\{reason="missing"\} 1$/m);
+    assert.match(text, /^render_dispatch_render_tickets_refused_total\{reason="busy"\} 0$/m);
+    assert.match(text, /^render_dispatch_render_registered 1$/m);
+  });
+
   test('one client holds the slot: a second ticket is refused 409 and not spent, and gets in once the first client leaves', async () => {
     const first = await connectFrames(await ticketUrl({ sid: 'page-session-1' }));
     await waitFor('hello', () => first.texts.find((t) => t.type === 'hello'));

@@ -1,8 +1,8 @@
-// The Node adapter of the render server: the only file that binds sockets. It serves a small
-// Hono app over @hono/node-server, checks the one client's ticket at the WebSocket upgrade
-// (refusing with an HTTP status and reason before any socket exists) before handing the upgrade
-// to the client slot, and wires the frame stream, the slot and the dispatcher's control channel
-// together.
+// The Node adapter of the render server: the only file that binds sockets. It serves the routes of
+// http.ts over @hono/node-server, checks the one client's ticket at the WebSocket upgrade
+// (refusing with an HTTP status and reason before any socket exists, and counting the refusal)
+// before handing the upgrade to the client slot, and wires the metrics, the frame stream, the slot
+// and the dispatcher's control channel together.
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -10,13 +10,14 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
 import { WebSocketServer } from 'ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
 import { derivePublicUrl, type RenderConfig } from './config.ts';
 import { createControlClient } from './control.ts';
 import type { Renderer } from './renderer.ts';
 import { encodeJpeg } from './encoder.ts';
+import { createRenderApp } from './http.ts';
+import { createRenderMetrics } from './metrics.ts';
 import { poseAt } from './scene.ts';
 import { createClientSlot } from './slot.ts';
 import { createFrameStream } from './stream.ts';
@@ -42,12 +43,14 @@ function refuse(socket: Duplex, status: number, reason: string): void {
 export async function startRenderServer(config: RenderConfig, renderer: Renderer, log: (message: string) => void): Promise<RunningRenderServer> {
   const id = randomUUID();
   let publicUrl = config.publicUrl ?? '';
+  let stopping = false;
 
-  // Each part is made from the ones before it, none from one after: the stream first, so that
-  // control reads real stats (zeros until there is something to measure) whenever it asks; the
-  // slot, which drives the stream and reports its client through control; the gate, which claims
-  // the slot.
-  const stream = createFrameStream({ id, renderer, fps: config.fps, quality: config.quality, spin: config.spin, log });
+  // Each part is made from the ones before it, none from one after: the metrics, which the stream
+  // reports its frames to; the stream, so that control reads real stats (zeros until there is
+  // something to measure) whenever it asks; the slot, which drives the stream and reports its
+  // client through control; the gate, which claims the slot; the routes, which read them all.
+  const metrics = createRenderMetrics();
+  const stream = createFrameStream({ id, renderer, fps: config.fps, quality: config.quality, spin: config.spin, meter: metrics.meter, log });
   const control = createControlClient({
     dispatchers: config.dispatchers,
     id,
@@ -78,10 +81,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     claim: slot.claim,
   });
 
-  const app = new Hono();
-  app.get('/', (c) => c.json({ id, url: publicUrl, dispatcher: control.dispatcher(), dispatchers: config.dispatchers, size: config.size, targetFps: config.fps, ...stream.stats() }));
-  app.get(PATHS.stream, (c) => c.text(`${PATHS.stream} speaks WebSocket only: open the URL the dispatcher handed out`, 426));
-  app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
+  const app = createRenderApp({ id, config, publicUrl: () => publicUrl, stream, control, metrics, stopping: () => stopping });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
@@ -91,7 +91,10 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     if (url.pathname !== PATHS.stream) return refuse(socket, 404, `no WebSocket at ${url.pathname}; use ${PATHS.stream}`);
     gate.admit(url).then(
       (admission) => {
-        if (!admission.ok) return refuse(socket, admission.status, admission.reason);
+        if (!admission.ok) {
+          metrics.refused(admission.refusal);
+          return refuse(socket, admission.status, admission.reason);
+        }
         slot.attach(socket, { jti: admission.jti, session: admission.session }, (attach) => wss.handleUpgrade(request, socket, head, attach));
       },
       (error) => refuse(socket, 500, `could not check the ticket: ${error}`),
@@ -116,6 +119,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     publicUrl,
     async close(reason = 'render server shutting down') {
       // Drain first so that no new client is sent here while the rest happens.
+      stopping = true;
       control.drain();
       stream.stop();
       await control.stop();
