@@ -10,11 +10,12 @@ const SECRET = 'a-secret-from-the-per-user-file';
 const parse = (argv: string[]) => parseRenderArgs(argv, { RENDER_DISPATCH_HOME: '/home/op/.rd' }, () => SECRET);
 
 describe('render server flags', () => {
-  test('defaults: port 16000, the dispatcher on 18000, one server, the per-user secret', () => {
+  test('defaults: port 16000, the dispatcher on 18000, one server, the per-user secret, text logs', () => {
     assert.deepEqual(parse([]), {
       host: '127.0.0.1', port: 16000, dispatchers: ['ws://127.0.0.1:18000'], size: 512, fps: 60, quality: 80, spin: 1, publicUrl: null, count: 1,
-      secret: SECRET, secretSource: '/home/op/.rd/secret',
+      secret: SECRET, secretSource: '/home/op/.rd/secret', logFormat: 'text',
     });
+    assert.equal(parse(['--log-format', 'json'])?.logFormat, 'json');
     assert.equal(parse(['--help']), null);
     assert.deepEqual(parse(['--dispatcher', 'ws://a:1, ws://b:2/'])?.dispatchers, ['ws://a:1', 'ws://b:2']);
   });
@@ -27,6 +28,7 @@ describe('render server flags', () => {
     [['--size', '8'], '--size must be a whole number from 16 to 2048, got "8"'],
     [['--spin', '11'], '--spin must be a number from 0 to 10, got "11"'],
     [['--dispatcher', 'http://x'], '--dispatcher must be a ws:// or wss:// URL, got "http://x"'],
+    [['--log-format', 'yaml'], '--log-format must be text or json, got "yaml"'],
   ] as [string[], string][]) {
     test(`${argv.join(' ')} is refused: ${message}`, () => {
       assert.throws(() => parse(argv), (error: unknown) => error instanceof UsageError && error.message === message);

@@ -4,6 +4,7 @@
 import { availableParallelism, networkInterfaces } from 'node:os';
 import { DEFAULT_DISPATCHER_PORT, DEFAULT_RENDER_PORT, PATHS, SECRET_ENV } from '../common/protocol.ts';
 import { UsageError, between, flagTable, parsePort, parseWsUrl, positive, processCount, readFlags, usageOf, type Env } from '../common/flags.ts';
+import { LOG_FORMAT_FLAG, type LogFormat } from '../common/node/log.ts';
 import { HOME_ENV, defaultSecretFile, loadOrCreateSecret, resolveSecret } from '../common/node/secret-file.ts';
 
 export interface RenderConfig {
@@ -24,6 +25,8 @@ export interface RenderConfig {
   secret: string;
   /** Where it came from, for the start-up line (never the secret itself). */
   secretSource: string;
+  /** Log lines as text (as they always were) or one JSON object per line. */
+  logFormat: LogFormat;
 }
 
 
@@ -62,6 +65,7 @@ export const RENDER_FLAGS = flagTable({
     value: 'FILE', help: "where the secret is kept, made (mode 0600) if missing, as the dispatcher's", default: (env: Env) => defaultSecretFile(env),
     shown: `$${HOME_ENV}/secret or ~/.render-dispatch/secret`,
   },
+  'log-format': LOG_FORMAT_FLAG,
   help: { help: 'print this and exit' },
 });
 
@@ -86,6 +90,7 @@ export function parseRenderArgs(argv: string[], env: Env = process.env, loadSecr
     count: v.count,
     secret,
     secretSource: source,
+    logFormat: v['log-format'],
   };
 }
 

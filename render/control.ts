@@ -8,6 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import type { LogFields } from '../common/node/log.ts';
 import {
   PATHS,
   encode,
@@ -39,7 +40,8 @@ export interface ControlOptions {
   secret: string;
   /** Read when it registers and at every heartbeat, from start() on: it must answer before any client or frame. */
   health(): Health;
-  log(message: string): void;
+  /** A line with the ids it is about (the dispatcher's URL), for the JSON logs. */
+  log(message: string, fields?: LogFields): void;
   now?: () => number;
 }
 
@@ -92,7 +94,11 @@ export function createControlClient(options: ControlOptions) {
         registeredOn = ws;
         if (heartbeat) clearInterval(heartbeat);
         heartbeat = setInterval(() => send({ type: 'heartbeat', ...options.health() }), msg.heartbeatMs);
-        options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`);
+        options.log(`${registeredOnce ? 'registered again' : 'registered'} with ${dispatcher} as ${msg.id} (heartbeat ${msg.heartbeatMs}ms, ttl ${msg.ttlMs}ms)`, {
+          dispatcher,
+          heartbeatMs: msg.heartbeatMs,
+          ttlMs: msg.ttlMs,
+        });
         registeredOnce = true;
       } else if (msg.type === 'error') {
         options.log(`dispatcher refused a message: ${msg.error}`);
@@ -103,7 +109,7 @@ export function createControlClient(options: ControlOptions) {
       let body = '';
       response.on('data', (chunk: Buffer) => (body += chunk));
       response.on('end', () => {
-        if (attempt === 0) options.log(`dispatcher refused registration: ${response.statusCode} ${body.trim()}`);
+        if (attempt === 0) options.log(`dispatcher refused registration: ${response.statusCode} ${body.trim()}`, { dispatcher, status: response.statusCode });
         ws.terminate();
       });
     });
@@ -120,7 +126,11 @@ export function createControlClient(options: ControlOptions) {
       // Try the next dispatcher: the one that went may be down for good.
       current = (current + 1) % options.dispatchers.length;
       if (registeredOnce && attempt === 0) {
-        options.log(`lost the dispatcher ${dispatcher} (${code}${reason.length ? ` ${reason}` : ''}); registering again with ${options.dispatchers[current]}`);
+        options.log(`lost the dispatcher ${dispatcher} (${code}${reason.length ? ` ${reason}` : ''}); registering again with ${options.dispatchers[current]}`, {
+          dispatcher,
+          code,
+          next: options.dispatchers[current],
+        });
       }
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt++) * (0.8 + Math.random() * 0.4);
       retry = setTimeout(connect, delay);

@@ -2,12 +2,14 @@
 // Node process so that the OS shares the cores between them, kept alive by this host: one that
 // crashes is started again after a backoff, a crash loop is reported and left stopped, and SIGTERM
 // or SIGINT has every server drain (leave the dispatcher, close its client with 1001) and exit.
-// Each server is started with this program's own command line and its port, and tags its own lines.
+// Each server is started with this program's own command line (--log-format too) and its port, and
+// tags its own lines.
 // Given several dispatchers, server i starts with the i-th, so that they spread over them, each
 // moving on to the next when its own goes.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { createLogger } from '../common/node/log.ts';
 import { superviseChildren } from '../common/supervisor.ts';
 import type { RenderConfig } from './config.ts';
 
@@ -18,7 +20,8 @@ export const HOSTED_ENV = 'RENDER_DISPATCH_HOSTED';
 
 /** Runs the host until it is stopped; resolves with the exit code. */
 export async function runHost(config: RenderConfig, argv: string[]): Promise<number> {
-  const log = (line: string) => console.log(`render host: ${line}`);
+  const logger = createLogger({ format: config.logFormat, program: 'render', tag: 'render host', verbose: false });
+  const log = (line: string) => logger.log('info', line);
   const portOf = (index: number) => config.port + index;
   const supervisor = superviseChildren({
     count: config.count,

@@ -23,7 +23,7 @@ const renderer: Renderer = { size: SIZE, readFrame: () => Buffer.alloc(SIZE * SI
 
 describe('render server wiring, in process', () => {
   const fromServer: Record<string, unknown>[] = [];
-  const logs: string[] = [];
+  const logs: Record<string, unknown>[] = [];
   let dispatcher: WebSocketServer;
   let running: RunningRenderServer;
   let stopped = false;
@@ -51,10 +51,10 @@ describe('render server wiring, in process', () => {
     running = await startRenderServer(
       {
         host: '127.0.0.1', port: 0, dispatchers: [`ws://127.0.0.1:${port}`], size: SIZE, fps: 30, quality: 50, spin: 1,
-        publicUrl: null, count: 1, secret: 'test-secret', secretSource: 'the test',
+        publicUrl: null, count: 1, secret: 'test-secret', secretSource: 'the test', logFormat: 'text',
       },
       renderer,
-      (message) => logs.push(message),
+      { log: (_level, message, fields) => logs.push({ message, ...fields }) },
     );
   });
 
@@ -84,6 +84,11 @@ describe('render server wiring, in process', () => {
     const first = await connectFrames(await ticketUrl({ sid: 'page-session-1' }));
     await waitFor('hello', () => first.texts.find((t) => t.type === 'hello'));
     await waitFor('connected reported', () => clientEvents().length === 1);
+    // Its log line says which server, which ticket (by id) and which session, and holds no ticket.
+    const line = logs.find((l) => l.message === 'client connected')!;
+    assert.deepEqual(Object.keys(line).sort(), ['jti', 'message', 'port', 'serverId', 'session']);
+    assert.deepEqual([line.serverId, line.port, line.session], [running.id, running.port, 'page-session-1']);
+    assert.match(String(line.jti), /^[0-9a-f-]{36}$/);
     await waitFor('a heartbeat with the client', () => fromServer.some((m) => m.type === 'heartbeat' && m.client === 'connected'));
 
     const second = await ticketUrl();

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { serve } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
+import type { LogFields, Logger } from '../common/node/log.ts';
 import { CLOSE, PATHS } from '../common/protocol.ts';
 import { derivePublicUrl, type RenderConfig } from './config.ts';
 import { createControlClient } from './control.ts';
@@ -40,10 +41,14 @@ function refuse(socket: Duplex, status: number, reason: string): void {
   );
 }
 
-export async function startRenderServer(config: RenderConfig, renderer: Renderer, log: (message: string) => void): Promise<RunningRenderServer> {
+export async function startRenderServer(config: RenderConfig, renderer: Renderer, logger: Logger): Promise<RunningRenderServer> {
   const id = randomUUID();
   let publicUrl = config.publicUrl ?? '';
+  let port = config.port;
   let stopping = false;
+  // Every line says which server wrote it; in JSON, so that one server's lines can be picked out of
+  // a host's or a farm's without reading its tag.
+  const log = (message: string, fields?: LogFields) => logger.log('info', message, { serverId: id, port, ...fields });
 
   // Each part is made from the ones before it, none from one after: the metrics, which the stream
   // reports its frames to; the stream, so that control reads real stats (zeros until there is
@@ -67,8 +72,9 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
   });
   const slot = createClientSlot({
     stream,
-    onClient: (event) => {
-      log(`client ${event}`);
+    onClient: (event, client) => {
+      // The ticket's id and the page's session, never the ticket: it would let a reader in.
+      log(`client ${event}`, { jti: client.jti, session: client.session });
       control.reportClient(event);
     },
     log,
@@ -106,7 +112,7 @@ export async function startRenderServer(config: RenderConfig, renderer: Renderer
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   publicUrl ||= derivePublicUrl(config.host, port);
   // The first frame compiles the shaders and loads the encoder: pay for it before registering,
   // so that it neither counts against this server's health nor delays its first client.
