@@ -1,5 +1,5 @@
-// Wires the page: the session's states to the status line and buttons, frames to the canvas,
-// the camera control to the session, the stats to the overlay. What the page shows is also kept
+// Wires the page: the session's states to the status line, buttons and the "About this server"
+// link, frames to the canvas, the camera control to the session, the stats to the overlay. What the page shows is also kept
 // in window.renderDispatch, for tests and for curious users in the console.
 // A classic script (pages opened from disk cannot load modules).
 'use strict';
@@ -27,6 +27,7 @@
   var context = canvas.getContext('2d') || fail('the canvas has no 2d context');
   var statusEl = element('status', HTMLElement);
   var serverEl = element('server', HTMLElement);
+  var aboutLink = element('about', HTMLAnchorElement);
   var waitButton = element('wait', HTMLButtonElement);
   var retryButton = element('retry', HTMLButtonElement);
   var statsButton = element('stats-toggle', HTMLButtonElement);
@@ -39,6 +40,18 @@
       return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + P.PATHS.stream;
     }
     return P.DEFAULT_DISPATCHER_URL;
+  }
+
+  /**
+   * The render server's /about over HTTP, from the WebSocket URL it streams on (its ticket already
+   * removed). Resolved beside the stream's path, so that a server behind a proxy at
+   * wss://host/render/3/stream is asked at https://host/render/3/about.
+   * @param {string} server
+   */
+  function aboutUrl(server) {
+    var url = new URL('.' + P.PATHS.about, server);
+    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    return url.toString();
   }
 
   /** @type {RenderDispatch.PageView} */
@@ -72,7 +85,10 @@
     if (details.server) {
       view.server = details.server;
       serverEl.textContent = 'Render server: ' + details.server;
+      aboutLink.href = aboutUrl(details.server);
     }
+    // Only while streaming: before, the server may not take us; after, it may be gone.
+    aboutLink.hidden = state !== 'streaming';
     view.position = state === 'waiting' && details.position !== undefined ? details.position : null;
     view.queueSize = state === 'waiting' && details.size !== undefined ? details.size : null;
     view.estimateMs = state === 'waiting' && details.estimateMs !== undefined ? details.estimateMs : null;

@@ -1,6 +1,6 @@
 // What a person using the farm sees, in Chromium against real dispatcher and render processes:
 // waiting in line, being moved when a server dies or drains, getting the same server back after
-// a reload, steering the camera, and the stats overlay.
+// a reload, steering the camera, the stats overlay and the link to its server's /about.
 
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -206,6 +206,21 @@ describe('the page a user wants', () => {
       });
       await waitFor('a later frame', async () => (await viewOf(page)).framesShown > zoomed.framesShown + 1);
       assert.ok((await mismatchWith(page, zoomed.camera!)) <= bound, 'the frame is the zoomed view');
+    });
+
+    test("while streaming, 'About this server' links to its server's /about, which says what it is", async () => {
+      const [{ proc, url }] = await addServers(1);
+      const page = await open();
+      const link = page.locator('#about');
+      await streaming(page);
+      assert.equal(await link.isVisible(), true);
+      const href = await link.getAttribute('href');
+      assert.equal(href, url.replace(/^ws:/, 'http:').replace(/\/stream$/, '/about'));
+      const about = await (await fetch(href!)).json();
+      assert.deepEqual(about, { ...about, id: (await servers(dispatcherPort)).find((s) => s.url === url)!.id, size: SIZE, client: 'connected', registered: true });
+      await proc.stop();
+      await waitFor('the page to leave the stream', async () => (await viewOf(page)).state !== 'streaming');
+      assert.equal(await link.isVisible(), false, 'hidden once the server is gone');
     });
 
     test('the stats overlay toggles and shows the stream in numbers', async () => {
