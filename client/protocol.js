@@ -131,7 +131,6 @@
     about: "/about",
     link: "/v1/link",
     flock: "/v1/flock",
-    metrics: "/metrics",
     dashboard: "/dashboard",
     dashboardFeed: "/v1/dashboard/feed"
   };

@@ -24,7 +24,7 @@ export const PATHS = {
   healthz: '/healthz',
   /** 200 when it can do its work (the dispatcher reaches its lease store; a render server is registered), else 503. */
   readyz: '/readyz',
-  /** Prometheus metrics (the render server's). */
+  /** Prometheus metrics, on both programs. */
   metrics: '/metrics',
   /** What a render server is, as JSON with nothing secret: for the page's "About this server". */
   about: '/about',
@@ -32,8 +32,6 @@ export const PATHS = {
   link: '/v1/link',
   /** This dispatcher's links, as JSON for operators. */
   flock: '/v1/flock',
-  /** Prometheus metrics, on both programs. */
-  metrics: '/metrics',
   /** The operator's live page, and its feed (server-sent events). */
   dashboard: '/dashboard',
   dashboardFeed: '/v1/dashboard/feed',
