@@ -3,6 +3,7 @@
 // started with this same file and command line.
 
 import { configFromArgv } from '../common/node/entry.ts';
+import { createLogger } from '../common/node/log.ts';
 import { DISPATCHER_USAGE, parseDispatcherArgs } from './config.ts';
 import { SchemaTooNew } from './lease-store.ts';
 import { isPostgresUrl, openWorkerStore } from './open-store.ts';
@@ -38,21 +39,21 @@ async function start() {
 const running = await start().catch(cannotStart);
 if (worker !== null) running.dispatcher.flock.joinSiblings(siblingsLink());
 const { events } = running.dispatcher;
-events.on('log', ({ level, message }) => {
-  if (level === 'debug' && !config.verbose) return;
-  (level === 'warn' || level === 'error' ? console.error : console.log)(`${tag}: ${message}`);
-});
+const logger = createLogger({ format: config.logFormat, program: 'dispatcher', tag, verbose: config.verbose });
+events.on('log', ({ level, message, fields }) => logger.log(level, message, fields));
 events.on('server.lost', ({ kind, id, url, reason }) => {
   // A link's loss is logged by the flock itself, with what happens next.
-  if (kind === 'render') console.log(`${tag}: render server ${id} at ${url} lost (${reason})`);
+  if (kind === 'render') logger.log('info', `render server ${id} at ${url} lost (${reason})`, { serverId: id, url, reason });
 });
-console.log(`${tag}: listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${running.store}, secret from ${config.secretSource}, flock member ${running.dispatcher.flock.member})`);
+logger.log('info', `listening on ${running.httpUrl} (browsers: ${running.streamUrl}, leases in ${running.store}, secret from ${config.secretSource}, flock member ${running.dispatcher.flock.member})`, {
+  url: running.httpUrl, store: running.store, member: running.dispatcher.flock.member,
+});
 
 let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
-  console.log(`${tag}: ${signal}, stopping`);
+  logger.log('info', `${signal}, stopping`, { signal });
   await running.close();
   process.exit(0);
 }

@@ -19,7 +19,8 @@ export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
-  collectDefaultMetrics({ register: registry, prefix: 'render_dispatch_' });
+  // The process's own (CPU, memory, event loop) under their usual names, as dashboards expect them.
+  collectDefaultMetrics({ register: registry });
 
   const handouts = new Counter({ name: 'render_dispatch_handouts_total', help: 'Render servers handed to pages, by where they came from', labelNames: ['source'] as const, registers });
   const nones = new Counter({ name: 'render_dispatch_none_total', help: 'get_server_url answered none (no server free, store unavailable, waiting room full)', registers });
@@ -38,6 +39,9 @@ export function createMetrics() {
   const storeCalls = new Histogram({
     name: 'render_dispatch_store_duration_seconds', help: 'Lease store calls, by method', labelNames: ['method'] as const, buckets: LATENCY_BUCKETS, registers,
   });
+  // Every label value from the start, so that a rate over a series that has not moved yet is 0, not absent.
+  for (const source of ['local', 'lent']) handouts.inc({ source }, 0);
+  for (const reason of ['closed', 'expired', 'drained', 'replaced']) lost.inc({ reason }, 0);
   const storeErrors = new Counter({ name: 'render_dispatch_store_errors_total', help: 'Lease store calls that failed, by method', labelNames: ['method'] as const, registers });
 
   return {

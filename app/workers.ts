@@ -10,6 +10,7 @@
 // the others, so a message reaching one worker (from a page or a link) reaches them all.
 
 import { join } from 'node:path';
+import { createLogger } from '../common/node/log.ts';
 import { superviseChildren } from '../common/supervisor.ts';
 import { CORES, type DispatcherConfig } from './config.ts';
 import { hostStore } from './open-store.ts';
@@ -80,7 +81,8 @@ function portForWorkers(host: string, port: number): number {
  * passed on to every worker with the port fixed.
  */
 export async function runPrimary(config: DispatcherConfig, argv: string[]): Promise<number> {
-  const log = (line: string) => console.log(`dispatcher (primary): ${line}`);
+  const logger = createLogger({ format: config.logFormat, program: 'dispatcher', tag: 'dispatcher (primary)', verbose: config.verbose });
+  const log = (line: string) => logger.log('info', line);
   const port = portForWorkers(config.host, config.port);
   const hosted = hostStore(config.db);
   // Each running worker, and the flock member it said it is.
