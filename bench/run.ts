@@ -14,6 +14,7 @@ import * as frames from './frames.ts';
 import * as heartbeats from './heartbeats.ts';
 import * as input from './input-latency.ts';
 import * as memory from './memory.ts';
+import * as operations from './operations.ts';
 import * as stores from './stores.ts';
 import * as workers from './workers.ts';
 
@@ -56,6 +57,11 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async workers(smoke) {
     const result = await workers.runWorkers(smoke ? workers.SMOKE : workers.FULL);
     return { table: workers.workersTable(result), raw: result };
+  },
+  async operations(smoke) {
+    const options = smoke ? operations.SMOKE : operations.FULL;
+    const rows = await operations.runOperations(options);
+    return { table: operations.operationsTable(rows, options), raw: rows };
   },
   async memory(smoke) {
     const rows = await memory.runMemory(smoke ? memory.SMOKE : memory.FULL);

@@ -106,4 +106,13 @@ describe('benchmark smoke runs', () => {
     assert.deepEqual(lending.map((r) => r.setup), ['local', 'lent']);
     assert.ok(lending.every((r) => r.asks === options.servers && r.urls === r.asks && r.distinct === r.asks && r.p99Ms > 0), JSON.stringify(lending));
   });
+
+  test('operations: both setups complete cycles, and the watched one was scraped and fed while loaded', async () => {
+    const { result } = await smoke('operations');
+    const rows = result as { setup: string; cyclesPerSecond: number; scrapes: number; summaries: number }[];
+    assert.deepEqual(rows.map((r) => r.setup).sort(), ['bare', 'watched']);
+    assert.ok(rows.every((r) => r.cyclesPerSecond > 0), JSON.stringify(rows));
+    const watched = rows.find((r) => r.setup === 'watched')!;
+    assert.ok(watched.scrapes >= 1 && watched.summaries >= 1, JSON.stringify(watched));
+  });
 });
