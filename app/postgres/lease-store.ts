@@ -20,6 +20,8 @@ const ALLOCATION = `id, url, key, claim_expires AS "claimExpires", handed_at AS 
 /** A free server: ready, or reserved by a page that did not come in time; live and healthy enough ($minHealth). */
 const FREE = (minHealth: string) =>
   `state IN ('ready', 'reserved') AND (state = 'ready' OR claim_expires <= ${NOW}) AND lease_expires > ${NOW} AND health >= ${minHealth}`;
+/** How many times an allocation that found every free server locked looks again. */
+const SKIPPED_ATTEMPTS = 5;
 /** How many times a registration that raced another for the same id or URL is tried again. */
 const REGISTER_ATTEMPTS = 3;
 
@@ -149,16 +151,24 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     },
 
     allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
-      pendingOr(session, conn, (tx) =>
-        timed<Allocation>(
-          `UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, session = $3, session_until = NULL,
-             handed_at = ${NOW}, updated_at = ${NOW}, grant_id = $4, holder = $5
-           WHERE id = (SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING ${ALLOCATION}`,
-          [claimMs, session, crypto.randomUUID(), conn, minHealth],
-          tx,
-        ),
-      ),
+      pendingOr(session, conn, async (tx) => {
+        for (let attempt = 1; ; attempt++) {
+          const reserved = await timed<Allocation>(
+            `UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, session = $3, session_until = NULL,
+               handed_at = ${NOW}, updated_at = ${NOW}, grant_id = $4, holder = $5
+             WHERE id = (SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING ${ALLOCATION}`,
+            [claimMs, session, crypto.randomUUID(), conn, minHealth],
+            tx,
+          );
+          if (reserved.length || attempt >= SKIPPED_ATTEMPTS) return reserved;
+          // Nothing unlocked was free. The free servers left may only be locked for a moment (a
+          // heartbeat batch, another dispatcher's reservation that will fail): look again while
+          // any is still free, rather than tell a page none while a server is free.
+          const [{ free }] = await timed<{ free: boolean }>(`SELECT EXISTS (SELECT 1 FROM servers WHERE ${FREE('$2')}) AS free`, [minHealth], tx);
+          if (!free) return reserved;
+        }
+      }),
 
     allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
       pendingOr(session, conn, (tx) =>
