@@ -13,8 +13,13 @@ import { createFlock, type Flock } from './flock.ts';
 
 const CLAIM = 10_000;
 const stores: LeaseStore[] = [];
+/** A count or a loan still under way when a test ends meets a closed store: that is not the test's failure. */
+let closing = false;
 afterEach(async () => {
+  closing = true;
   while (stores.length) await stores.pop()!.close();
+  await Bun.sleep(60);
+  closing = false;
 });
 
 interface Site {
@@ -47,7 +52,7 @@ async function site(name: string, servers: number, { askMs, slow = 0 }: { askMs?
     {
       events: createEventSource<DispatcherEvents>(), store, local, minHealth: 0, claimMs: CLAIM, log, now: Date.now, askMs,
       failed: (what, error) => {
-        throw new Error(`${what}: ${error}`);
+        if (!closing) throw new Error(`${what}: ${error}`);
       },
     },
   );

@@ -17,6 +17,8 @@ import type { Relay } from './relay.ts';
 
 /** How long a lender has to answer before the next one is asked. */
 const ASK_MS = 2000;
+/** Free servers are counted at most this often (a burst of hand-outs is one count). */
+const COUNT_EVERY_MS = 50;
 /** Capacity is told again this often even when unchanged, so a dispatcher that went quiet is forgotten. */
 const REFRESH_MS = 10_000;
 /** Capacity older than this is not trusted: the dispatcher may be gone. */
@@ -64,6 +66,7 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
   let announced: { free: number; at: number } | null = null;
   let counting: Promise<void> | null = null;
   let again = false;
+  let lastCount = 0;
 
   /** Counts this site's free servers and tells the flock if that changed (or is due again). */
   async function count(): Promise<void> {
@@ -77,13 +80,22 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
     } while (again);
   }
 
-  /** Something may have changed this site's free servers: counted again soon, once however often it is called. */
+  /**
+   * Something may have changed this site's free servers: counted again within COUNT_EVERY_MS, once
+   * however often it is called, and not at all while no other dispatcher is linked to hear it (a
+   * count reads every free row: on the hand-out path it would cost every dispatcher, linked or not).
+   */
   function changed(): void {
+    if (relay.linked() === 0) return;
     if (counting) {
       again = true;
       return;
     }
-    counting = count()
+    counting = new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, COUNT_EVERY_MS - (now() - lastCount))))
+      .then(() => {
+        lastCount = now();
+        return count();
+      })
       .catch((error) => failed('counting free servers for the flock', error))
       .finally(() => (counting = null));
   }
