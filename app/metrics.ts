@@ -6,8 +6,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Dispatcher } from './dispatcher.ts';
-import type { LeaseStore } from './lease-store.ts';
-import type { ServerState } from './lease-store.ts';
+import { effectiveState, type LeaseStore, type ServerState } from './lease-store.ts';
 
 const STATES: ServerState[] = ['ready', 'reserved', 'busy', 'draining', 'expired', 'offline'];
 /** Seconds: a hand-out is about a millisecond, a store call less; the tail is what matters. */
@@ -72,7 +71,11 @@ export function createMetrics() {
         name: 'render_dispatch_servers', help: 'Render servers by state, as of the scrape', labelNames: ['state'] as const, registers,
         async collect() {
           const counts = new Map<string, number>(STATES.map((state) => [state, 0]));
-          for (const server of await dispatcher.list()) counts.set(server.state, (counts.get(server.state) ?? 0) + 1);
+          const [rows, now] = await Promise.all([store.all(), store.now()]);
+          for (const row of rows) {
+            const state = effectiveState(row, now);
+            counts.set(state, (counts.get(state) ?? 0) + 1);
+          }
           for (const [state, n] of counts) this.set({ state }, n);
         },
       });

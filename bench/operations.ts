@@ -19,7 +19,7 @@ export interface OperationsOptions {
   rounds: number;
 }
 
-export const FULL: OperationsOptions = { servers: 1000, clients: 64, durationMs: 3000, rounds: 4 };
+export const FULL: OperationsOptions = { servers: 1000, clients: 64, durationMs: 3000, rounds: 6 };
 export const SMOKE: OperationsOptions = { servers: 20, clients: 4, durationMs: 300, rounds: 1 };
 
 export interface OperationsRow {
