@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { freePort, startDispatcher, testSecret, type Proc, type SimulatedServer } from '../tests/helpers.ts';
 import { DISPATCH_LIMITS, load } from './dispatch.ts';
 import { registerMany } from './stores.ts';
+import { cpuMs } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
 export interface OperationsOptions {
@@ -28,6 +29,8 @@ export interface OperationsRow {
   cyclesPerSecond: number;
   requestsPerSecond: number;
   p99Ms: number;
+  /** The dispatcher's CPU milliseconds per 1,000 requests: less at the mercy of the scheduler than a rate. */
+  cpuMsPerThousand: number;
   /** Scrapes of /metrics during the round, and summaries the dashboard feed delivered. */
   scrapes: number;
   summaries: number;
@@ -87,13 +90,16 @@ export async function runOperations(options: OperationsOptions, log = console.er
         // The feed's history and first scrape land before the load starts.
         if (watcher) await new Promise((resolve) => setTimeout(resolve, 1200));
         const byUrl = new Map(setup.simulated.map((s) => [s.url, s]));
+        const cpuBefore = cpuMs(setup.proc.child.pid!);
         const result = await load(`ws://127.0.0.1:${setup.port}/stream`, options.clients, 'persistent', options.durationMs, byUrl);
+        const cpuSpent = cpuMs(setup.proc.child.pid!) - cpuBefore;
         await watcher?.stop();
         const seconds = result.elapsedMs / 1000;
         rows.push({
           setup: setup.name, round,
           cyclesPerSecond: Math.round(result.cycles / seconds), requestsPerSecond: Math.round(result.requests / seconds),
           p99Ms: percentile(result.latencies, 99), scrapes: watcher?.counts.scrapes ?? 0, summaries: watcher?.counts.summaries ?? 0,
+          cpuMsPerThousand: Math.round((cpuSpent / Math.max(1, result.requests)) * 1000),
         });
         const last = rows.at(-1)!;
         log(`${setup.name} round ${round}: ${last.cyclesPerSecond} cycles/s, ${last.requestsPerSecond} req/s, p99 ${last.p99Ms.toFixed(2)}ms`);
@@ -122,10 +128,11 @@ export function operationsTable(rows: OperationsRow[], options: OperationsOption
     `Dispatch with and without operating it: ${options.servers} simulated render servers, ${options.clients} persistent clients, ${options.durationMs / 1000} s a round, loaded in turn (flags: ${DISPATCH_LIMITS.join(' ')}, lease file). bare: --no-metrics, nobody watching; watched: metrics counted, /metrics scraped every second, a dashboard feed open.`,
     '',
     markdownTable(
-      ['setup', 'round', 'cycles/s', 'requests/s', 'p99', 'scrapes', 'feed summaries'],
-      rows.map((r) => [r.setup, r.round, r.cyclesPerSecond, r.requestsPerSecond, `${r.p99Ms.toFixed(2)} ms`, r.scrapes, r.summaries]),
+      ['setup', 'round', 'cycles/s', 'requests/s', 'p99', 'dispatcher CPU ms / 1,000 requests', 'scrapes', 'feed summaries'],
+      rows.map((r) => [r.setup, r.round, r.cyclesPerSecond, r.requestsPerSecond, `${r.p99Ms.toFixed(2)} ms`, r.cpuMsPerThousand, r.scrapes, r.summaries]),
     ),
     '',
-    `Mean cycles/s: bare ${Math.round(mean(bare.map((r) => r.cyclesPerSecond)))}, watched ${Math.round(mean(watched.map((r) => r.cyclesPerSecond)))}: watched at ${(ratio * 100).toFixed(1)} % of bare.`,
+    `Mean cycles/s: bare ${Math.round(mean(bare.map((r) => r.cyclesPerSecond)))}, watched ${Math.round(mean(watched.map((r) => r.cyclesPerSecond)))}: watched at ${(ratio * 100).toFixed(1)} % of bare. ` +
+      `CPU per 1,000 requests: bare ${Math.round(mean(bare.map((r) => r.cpuMsPerThousand)))} ms, watched ${Math.round(mean(watched.map((r) => r.cpuMsPerThousand)))} ms (+${((mean(watched.map((r) => r.cpuMsPerThousand)) / Math.max(1, mean(bare.map((r) => r.cpuMsPerThousand))) - 1) * 100).toFixed(1)} %).`,
   ].join('\n');
 }
