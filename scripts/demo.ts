@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { flagTable, parsePort, positive, readFlags, usageOf } from '../common/flags.ts';
 import { configFromArgv } from '../common/node/entry.ts';
+import { defaultSecretFile } from '../common/node/secret-file.ts';
 import { DEFAULT_DISPATCHER_PORT, DEFAULT_RENDER_PORT } from '../common/protocol.ts';
 import { startCluster, type Cluster } from '../tests/postgres-cluster.ts';
 
@@ -105,4 +106,6 @@ demo: ready, ${options.renderCount} render servers${options.postgres ? `, ${disp
     ${page}${query}
   or served by the dispatcher: ${dispatcherHttp}/${query}${others.map((url) => `\n  or by the other dispatcher: ${url}`).join('')}
   Server states: ${dispatcherHttp}/v1/servers
+  Dashboard: ${dispatcherHttp}/dashboard (any user name; the password is the secret, in ${defaultSecretFile()})
+  Metrics: ${dispatcherHttp}/metrics
   Ctrl-C stops everything.`);
