@@ -111,6 +111,22 @@ export function startRender(port: number, dispatcherPort: number, extra: string[
   return startProcess('node', ['--import', 'tsx', 'render/main.ts', '--port', String(port), '--dispatcher', `ws://127.0.0.1:${dispatcherPort}`, '--size', '128', ...extra], env);
 }
 
+/** A dispatcher and one real render server registered with it (at 30 fps), for suites about the render server. */
+export async function startDispatcherWithRender(db = ':memory:'): Promise<{ dispatcherPort: number; renderPort: number; dispatcher: Proc; render: Proc; stop(): Promise<void> }> {
+  const [dispatcherPort, renderPort] = [await freePort(), await freePort()];
+  const dispatcher = startDispatcher(dispatcherPort, db);
+  await dispatcher.waitForOutput(/listening/);
+  const render = startRender(renderPort, dispatcherPort, ['--fps', '30']);
+  await waitFor('the render server to register', async () => (await servers(dispatcherPort)).some((s) => s.state === 'ready'), 30_000);
+  return {
+    dispatcherPort, renderPort, dispatcher, render,
+    async stop() {
+      await render.stop();
+      await dispatcher.stop();
+    },
+  };
+}
+
 export interface ServerView {
   id: string;
   url: string;

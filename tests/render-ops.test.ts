@@ -13,6 +13,7 @@ import {
   freePortRun,
   servers,
   startDispatcher,
+  startDispatcherWithRender,
   startProcess,
   startRender,
   testSecret,
@@ -69,20 +70,15 @@ describe('render server readiness', () => {
 describe('render server metrics and about, with a real dispatcher', () => {
   let dispatcherPort: number;
   let renderPort: number;
-  let dispatcher: Proc;
-  let render: Proc;
+  let pair: Awaited<ReturnType<typeof startDispatcherWithRender>> | undefined;
 
   before(async () => {
-    [dispatcherPort, renderPort] = [await freePort(), await freePort()];
-    dispatcher = startDispatcher(dispatcherPort);
-    await dispatcher.waitForOutput(/listening/);
-    render = startRender(renderPort, dispatcherPort, ['--fps', '30']);
-    await waitFor('the render server to register', async () => (await servers(dispatcherPort)).some((s) => s.state === 'ready'), 30_000);
+    pair = await startDispatcherWithRender();
+    ({ dispatcherPort, renderPort } = pair);
   });
 
   after(async () => {
-    await render?.stop();
-    await dispatcher?.stop();
+    await pair?.stop();
   });
 
   // Each test starts from a server the dispatcher can hand out, whatever the one before left.

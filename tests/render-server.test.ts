@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { readFrameMeta } from '../common/frame-meta.ts';
-import { askDispatcher, connectFrames, freePort, servers, startDispatcher, startProcess, startRender, waitFor, type Proc } from './helpers.ts';
+import { askDispatcher, connectFrames, freePort, servers, startDispatcher, startDispatcherWithRender, startProcess, startRender, waitFor, type Proc } from './helpers.ts';
 
 const isJpeg = (frame: Buffer) => frame[0] === 0xff && frame[1] === 0xd8 && frame.at(-2) === 0xff && frame.at(-1) === 0xd9;
 
@@ -20,18 +20,15 @@ describe('dispatcher and render server, as processes', () => {
   let renderPort: number;
   let dispatcher: Proc;
   let render: Proc;
+  let pair: Awaited<ReturnType<typeof startDispatcherWithRender>> | undefined;
 
   before(async () => {
-    [dispatcherPort, renderPort] = [await freePort(), await freePort()];
-    dispatcher = startDispatcher(dispatcherPort, db);
-    await dispatcher.waitForOutput(/listening/);
-    render = startRender(renderPort, dispatcherPort, ['--fps', '30']);
-    await waitFor('the render server to register', async () => (await servers(dispatcherPort)).some((s) => s.state === 'ready'), 30_000);
+    pair = await startDispatcherWithRender(db);
+    ({ dispatcherPort, renderPort, dispatcher, render } = pair);
   });
 
   after(async () => {
-    await render?.stop();
-    await dispatcher?.stop();
+    await pair?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
