@@ -3,10 +3,10 @@
 // most one unclaimed reservation: asking again, on the same connection or with the same session,
 // gets the same grant (the same ticket, signed again from what the lease row keeps).
 
-import { sign } from 'hono/jwt';
 import { ticketUrl, type TicketClaims } from '../common/protocol.ts';
 import type { DispatcherEvents, LogFields } from './events.ts';
 import type { Allocation, LeaseStore } from './lease-store.ts';
+import { createTicketSigner } from './ticket-signer.ts';
 
 export interface AllocationRequest {
   /** A retry with the same id gets the same answer while its claim lasts. */
@@ -47,17 +47,7 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
   const inFlight = new Map<string, Promise<Grant | null>>();
   // Allocations waiting for a server's client to leave, by server id.
   const releaseWaiters = new Map<string, Set<() => void>>();
-  // Each server's imported HMAC key (importing costs about as much as signing), by server id so
-  // that a new key at every registration replaces the old one instead of piling up.
-  const signingKeys = new Map<string, { key: string; imported: Promise<CryptoKey> }>();
-
-  function signingKey(serverId: string, key: string): Promise<CryptoKey> {
-    const cached = signingKeys.get(serverId);
-    if (cached?.key === key) return cached.imported;
-    const imported = crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    signingKeys.set(serverId, { key, imported });
-    return imported;
-  }
+  const signer = createTicketSigner();
 
   function waitForRelease(serverId: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -97,7 +87,7 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
       exp: Math.ceil(claim.claimExpires / 1000),
       ...(claim.session ? { sid: claim.session } : {}),
     };
-    return ticketUrl(claim.url, await sign(claims, await signingKey(claim.id, claim.key), 'HS256'));
+    return ticketUrl(claim.url, signer.sign(claim.id, claim.key, claims));
   }
 
   async function reserve(request: AllocationRequest): Promise<Grant | null> {
@@ -146,7 +136,7 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
     },
     /** A server left for good: its imported key is dropped. */
     forget(serverId: string): void {
-      signingKeys.delete(serverId);
+      signer.forget(serverId);
     },
     /** A server's client left: allocations waiting for it go on. */
     released(serverId: string): void {
