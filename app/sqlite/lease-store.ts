@@ -118,22 +118,27 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
   // The reported client reconciles the state: a draining server stays draining, a reservation
-  // stays until its client arrives or its deadline passes.
-  const heartbeat = db.query<Beat, { id: string; conn: string; leaseExpires: number; now: number } & Health>(`
+  // stays until its client arrives or its deadline passes. Health is the frame rate its frame time
+  // allows, as a share of its target (unmeasured counts as whole), rounded down to a step of 0.1
+  // (it can reach at least this), so that servers about as healthy as each other take turns.
+  const HEALTH = `CASE WHEN $frameMs > 0 AND target_fps > 0 THEN CAST(min(1.0, 1000.0 / ($frameMs * target_fps)) * 10 AS INTEGER) / 10.0 ELSE 1.0 END`;
+  const STATE = `CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy'
+    WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved' ELSE 'ready' END`;
+  const CLAIM = `CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END`;
+  type BeatParams = { id: string; conn: string; leaseExpires: number; now: number } & Health;
+  // Most heartbeats change neither state nor health, which the free-server index holds: SQLite
+  // rewrites an index entry for every indexed column assigned, whatever its value, so such a beat
+  // assigns only what is not indexed. The rest take the full statement.
+  const quietHeartbeat = db.query<Beat, BeatParams>(`
+    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now
+    WHERE id = $id AND conn = $conn AND state != 'offline' AND health = ${HEALTH} AND state = ${STATE} AND claim_expires IS ${CLAIM}
+    RETURNING url, state, lease_expires AS leaseExpires`);
+  const fullHeartbeat = db.query<Beat, BeatParams>(`
     UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now,
-      -- The frame rate its frame time allows, as a share of its target; unmeasured counts as whole.
-      -- Rounded down to a step of 0.1 (it can reach at least this), so that servers about as
-      -- healthy as each other take turns.
-      health = CASE WHEN $frameMs > 0 AND target_fps > 0
-        THEN CAST(min(1.0, 1000.0 / ($frameMs * target_fps)) * 10 AS INTEGER) / 10.0 ELSE 1.0 END,
-      state = CASE
-        WHEN state = 'draining' THEN 'draining'
-        WHEN $client = 'connected' THEN 'busy'
-        WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved'
-        ELSE 'ready' END,
-      claim_expires = CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END
+      health = ${HEALTH}, state = ${STATE}, claim_expires = ${CLAIM}
     WHERE id = $id AND conn = $conn AND state != 'offline'
     RETURNING url, state, lease_expires AS leaseExpires`);
+  const heartbeat = (params: BeatParams): Beat | null => quietHeartbeat.get(params) ?? fullHeartbeat.get(params);
 
   // When the client leaves, its session may come back for the server within the grace period.
   const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
@@ -181,7 +186,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   );
 
   const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number, now: number): (Beat | null)[] =>
-    beats.map(({ id, conn, ageMs, health }) => heartbeat.get({ id, conn, leaseExpires: now - ageMs + ttlMs, now, ...health }) ?? null),
+    beats.map(({ id, conn, ageMs, health }) => heartbeat({ id, conn, leaseExpires: now - ageMs + ttlMs, now, ...health })),
   );
 
   const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
