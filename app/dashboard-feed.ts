@@ -9,6 +9,7 @@
 import type { DashboardEvent, DashboardMessage, DashboardSummary, ServerState } from '../common/protocol.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { LeaseStore } from './lease-store.ts';
+import { countByState } from './server-view.ts';
 
 const HISTORY_SECONDS = 300;
 const EVENTS_EVERY_MS = 250;
@@ -58,14 +59,12 @@ export function createDashboardFeed(dispatcher: Dispatcher, store: LeaseStore, {
   async function serverStates(): Promise<Record<ServerState, number>> {
     const t = now();
     if (!states || t - states.at >= STATES_EVERY_MS) {
-      const counts: Record<ServerState, number> = { ready: 0, reserved: 0, busy: 0, draining: 0, expired: 0, offline: 0 };
-      for (const server of await dispatcher.list()) counts[server.state as ServerState]++;
-      states = { at: t, counts };
+      states = { at: t, counts: await dispatcher.countByState() };
     }
     return states.counts;
   }
 
-  const lastStates = (): Record<ServerState, number> => states?.counts ?? { ready: 0, reserved: 0, busy: 0, draining: 0, expired: 0, offline: 0 };
+  const lastStates = (): Record<ServerState, number> => states?.counts ?? countByState([], 0);
 
   /** Forces the next summary to count servers again (a drain from the dashboard shows at once). */
   const recount = () => (states = null);

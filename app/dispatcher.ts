@@ -16,7 +16,7 @@ import { DEFAULT_MAX_HOPS, createFlock, type FlockOptions } from './flock/flock.
 import { createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
-import { viewOf, type ServerView } from './server-view.ts';
+import { countByState, viewOf, type ServerView } from './server-view.ts';
 import { createStoreFailures } from './store-failures.ts';
 import { openStreamSession, type Peer } from './stream-session.ts';
 import { createWaitingRoom } from './waiting-room.ts';
@@ -228,6 +228,11 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     list: async (): Promise<ServerView[]> => {
       const [rows, now] = await Promise.all([store.all(), store.now()]);
       return rows.map((row) => viewOf(row, now, policy.minHealth));
+    },
+    /** How many servers are in each state now (reads every row). */
+    countByState: async () => {
+      const [rows, now] = await Promise.all([store.all(), store.now()]);
+      return countByState(rows, now);
     },
     /** One page of the servers, for GET /v1/servers. */
     page: async (query: ListQuery): Promise<{ servers: ServerView[]; next: ListQuery['after'] }> => {

@@ -6,9 +6,8 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Dispatcher } from './dispatcher.ts';
-import { effectiveState, type LeaseStore, type ServerState } from './lease-store.ts';
+import type { LeaseStore } from './lease-store.ts';
 
-const STATES: ServerState[] = ['ready', 'reserved', 'busy', 'draining', 'expired', 'offline'];
 /** Seconds: a hand-out is about a millisecond, a store call less; the tail is what matters. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const WAIT_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
@@ -70,13 +69,7 @@ export function createMetrics() {
       new Gauge({
         name: 'render_dispatch_servers', help: 'Render servers by state, as of the scrape', labelNames: ['state'] as const, registers,
         async collect() {
-          const counts = new Map<string, number>(STATES.map((state) => [state, 0]));
-          const [rows, now] = await Promise.all([store.all(), store.now()]);
-          for (const row of rows) {
-            const state = effectiveState(row, now);
-            counts.set(state, (counts.get(state) ?? 0) + 1);
-          }
-          for (const [state, n] of counts) this.set({ state }, n);
+          for (const [state, n] of Object.entries(await dispatcher.countByState())) this.set({ state }, n);
         },
       });
       new Gauge({

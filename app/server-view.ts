@@ -43,6 +43,13 @@ export function viewOf(row: ServerRow, now: number, minHealth: number): ServerVi
 }
 
 const STATES: readonly ServerState[] = ['ready', 'reserved', 'busy', 'draining', 'offline', 'expired'];
+
+/** How many servers are in each state as of `now` (every state present, at 0 if none): for /metrics and the dashboard. */
+export function countByState(rows: readonly ServerRow[], now: number): Record<ServerState, number> {
+  const counts = Object.fromEntries(STATES.map((state) => [state, 0])) as Record<ServerState, number>;
+  for (const row of rows) counts[effectiveState(row, now)]++;
+  return counts;
+}
 export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
 
 

@@ -223,8 +223,6 @@ export function createRelay({ member, maxHops, noEvents, events, now }: RelayOpt
     links: (): LinkStats[] => [...links].map((entry) => ({ ...entry.stats })),
     /** How many links are up (cheap: asked on the hand-out path). */
     linked: (): number => links.size,
-    /** Origins whose numbering is remembered. */
-    origins: (): number => seen.size(),
   };
 }
 

@@ -74,11 +74,9 @@ export function createSeen({ window = 65_536, forgetAfterMs = 10 * 60_000, now }
     /** A handler here stopped (origin, seq): no copy of it is passed on from here. */
     stop(originId: string, seq: number): void {
       const origin = origins.get(originId);
-      if (origin && seq > origin.newest - (window) && seq <= origin.newest) origin.hops[seq % window] = STOPPED;
+      if (origin && seq > origin.newest - window && seq <= origin.newest) origin.hops[seq % window] = STOPPED;
     },
     /** How many origins are remembered (for tests). */
     size: (): number => origins.size,
   };
 }
-
-export type Seen = ReturnType<typeof createSeen>;
