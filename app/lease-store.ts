@@ -157,8 +157,20 @@ export interface Joiner extends Waiter {
  * dispatcher holding the page's socket; places of a dispatcher that stopped answering are skipped
  * and then dropped, so a dead dispatcher never blocks the line.
  */
+/** The caps on the line, checked in the same step as a place is taken. */
+export interface LineLimits {
+  /** Places in the whole line. */
+  maxQueue: number;
+  /** Places pages from one address may hold. */
+  maxPerAddress: number;
+}
+
+/** A place taken, or which cap was reached. */
+export type JoinResult = { ok: true } | { ok: false; full: 'line' | 'address' };
+
 export interface WaitingList {
-  join(waiter: Joiner): Promise<void>;
+  /** Takes a place at the end of the line unless a cap is reached: one step, so pages joining together never pass a cap. */
+  join(waiter: Joiner, limits: LineLimits): Promise<JoinResult>;
   /** True if the connection was waiting. */
   leave(conn: string): Promise<boolean>;
   /** The first in line, and whether this dispatcher holds its socket. */

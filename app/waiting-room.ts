@@ -7,7 +7,7 @@
 
 import type { DispatcherToBrowser, ServerRequest } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
-import type { LeaseStore } from './lease-store.ts';
+import type { JoinResult, LeaseStore } from './lease-store.ts';
 
 export type Notify = (message: DispatcherToBrowser) => void;
 
@@ -95,17 +95,23 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, f
   return {
     /** Puts a connection in line; refused with a reason when the room, or this address's share of it, is full. */
     async join(conn: string, request: ServerRequest, notify: Notify, address: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-      if ((await store.waiting.size()) >= maxQueue) return { ok: false, reason: `the waiting room is full (${maxQueue} waiting)` };
-      if ((await store.waiting.sizeFrom(address)) >= maxPerAddress) {
-        return { ok: false, reason: `your address holds all the places in the waiting room it may (${maxPerAddress})` };
-      }
       // The socket is known before the place exists, so a serve running meanwhile never takes the place for a stale one.
       notifiers.set(conn, notify);
+      let joined: JoinResult;
       try {
-        await store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null, address });
+        joined = await store.waiting.join({ conn, session: request.session ?? null, requestId: request.requestId ?? null, address }, { maxQueue, maxPerAddress });
       } catch (error) {
         forget(conn);
         throw error;
+      }
+      if (!joined.ok) {
+        forget(conn);
+        return {
+          ok: false,
+          reason: joined.full === 'line'
+            ? `the waiting room is full (${maxQueue} waiting)`
+            : `your address holds all the places in the waiting room it may (${maxPerAddress})`,
+        };
       }
       await serve();
       return { ok: true };

@@ -29,7 +29,7 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
     const costs = await dispatch.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
     const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
     return {
-      table: `${dispatch.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}`,
+      table: `${dispatch.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows)}`,
       raw: { allocation: costs, rows },
       charts: { dispatch: dispatch.dispatchChart(rows) },
     };

@@ -19,11 +19,16 @@ async function smoke(name: string): Promise<{ table: string; result: any }> {
 
 describe('benchmark smoke runs', () => {
   test('dispatch: the dispatcher completes cycles, the baseline answers, and a chart is drawn', async () => {
-    const { result } = await smoke('dispatch');
-    const rows = result.rows as { target: string; cyclesPerSecond: number; requestsPerSecond: number; p99Ms: number }[];
-    assert.ok((result.allocation as { microseconds: number }[]).every((c) => c.microseconds > 0));
+    const { result, table } = await smoke('dispatch');
+    const rows = result.rows as { target: string; cyclesPerSecond: number; requestsPerSecond: number; p99Ms: number; noneShare: number; fleetFull?: boolean }[];
+    assert.ok((result.allocation as { microseconds: number; groupedMicroseconds: number }[]).every((c) => c.microseconds > 0 && c.groupedMicroseconds > 0));
     assert.ok(rows.some((r) => r.target === 'baseline' && r.requestsPerSecond > 0));
-    assert.ok(rows.filter((r) => r.target === 'dispatcher').every((r) => r.cyclesPerSecond > 0 && r.p99Ms > 0));
+    assert.ok(rows.filter((r) => r.target === 'dispatcher' && !r.fleetFull).every((r) => r.cyclesPerSecond > 0 && r.p99Ms > 0));
+    // The crowd at a full fleet is answered, every time with none.
+    const crowd = rows.filter((r) => r.fleetFull);
+    assert.equal(crowd.length, 1);
+    assert.ok(crowd[0].requestsPerSecond > 0 && crowd[0].noneShare === 1 && crowd[0].cyclesPerSecond === 0);
+    assert.match(table, /Against the targets/);
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
 

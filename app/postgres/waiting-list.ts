@@ -4,7 +4,7 @@
 // runs, and places whose owner stopped doing so are skipped, then dropped. Joining and leaving
 // are announced, so that every dispatcher tells its pages where they now stand.
 
-import type { Waiter, WaitingList } from '../lease-store.ts';
+import type { JoinResult, Waiter, WaitingList } from '../lease-store.ts';
 import { NOW, type PgClient } from './client.ts';
 
 // A dispatcher's own places ($2) are alive to it whatever its row says.
@@ -16,11 +16,24 @@ export function openWaitingList(
   changed: () => void,
 ): WaitingList & { keepAlive(ms: number): Promise<void>; close(): Promise<void> } {
   return {
-    join: async (waiter) => {
-      await timed(`INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($2, $3, $4, $5, ${NOW}, $6)`, [
-        waiter.conn, waiter.session, waiter.requestId, waiter.address, owner,
-      ]);
-      changed();
+    join: async (waiter, { maxQueue, maxPerAddress }) => {
+      const result = await sql.begin(async (tx): Promise<JoinResult> => {
+        // One join at a time on the whole database, so that two dispatchers never both see room for one more.
+        await plain(`SELECT pg_advisory_xact_lock(hashtext('render_dispatch.waiting.join'))`, [], tx);
+        const [{ total, fromAddress }] = await timed<{ total: number; fromAddress: number }>(
+          `SELECT count(*)::int AS total, (count(*) FILTER (WHERE address = $3))::int AS "fromAddress" FROM waiting WHERE ${ALIVE}`,
+          [owner, waiter.address],
+          tx,
+        );
+        if (total >= maxQueue) return { ok: false, full: 'line' };
+        if (fromAddress >= maxPerAddress) return { ok: false, full: 'address' };
+        await timed(`INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($2, $3, $4, $5, ${NOW}, $6)`, [
+          waiter.conn, waiter.session, waiter.requestId, waiter.address, owner,
+        ], tx);
+        return { ok: true };
+      });
+      if (result.ok) changed();
+      return result;
     },
     leave: async (conn) => {
       const left = (await plain('DELETE FROM waiting WHERE conn = $1 RETURNING seq', [conn])).length > 0;

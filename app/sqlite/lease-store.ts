@@ -22,6 +22,7 @@ import {
   type ServerRow,
 } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
+import { createGroupCommit } from './group-commit.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
@@ -52,8 +53,9 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
 
 export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
-  const requests = openRequestMemo(db, clock);
-  const listing = openServerListing(db, clock);
+  const group = createGroupCommit(db);
+  const requests = openRequestMemo(db, group, clock);
+  const listing = openServerListing(db, group, clock);
   // Each view's listener, by its owner id: a view is not told what it did itself.
   const views = new Map<string, Set<(change: Change) => void>>();
   const announce = (from: string, serverId?: string) => {
@@ -109,10 +111,11 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       LIMIT 1)
     RETURNING ${ALLOCATION}`);
   // A reservation not yet claimed, held by this page's session or connection: asked again, the
-  // page gets that one back instead of a second server.
+  // page gets that one back instead of a second server. It looks the session and the connection up
+  // by their indexes (`+state` keeps SQLite from walking every reservation instead).
   const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
     SELECT ${ALLOCATION} FROM servers
-    WHERE (session = $session OR holder = $holder) AND state = 'reserved' AND claim_expires > $now AND lease_expires > $now
+    WHERE (session = $session OR holder = $holder) AND +state = 'reserved' AND claim_expires > $now AND lease_expires > $now
     LIMIT 1`);
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
     SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
@@ -213,61 +216,59 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   };
 
   // bun:sqlite answers synchronously; the interface is asynchronous because a database across the
-  // network cannot be, so each method is an async function around its statement.
+  // network cannot be. Each method runs its statements at once, in this turn's transaction when it
+  // writes, and answers once what it wrote or may have seen is committed (./group-commit.ts).
+  const { write, read } = group;
   const view = (): LeaseStore => {
     const owner = crypto.randomUUID();
     const listeners = new Set<(change: Change) => void>();
     views.set(owner, listeners);
-    const waiting = openWaitingList(db, clock, owner, () => announce(owner));
+    const waiting = openWaitingList(db, group, clock, owner, () => announce(owner));
+    // The other views are told of a change once it is committed.
+    const announcing = <T>(done: Promise<T>, serverId: (result: T) => string | null): Promise<T> =>
+      done.then((result) => {
+        const id = serverId(result);
+        if (id) announce(owner, id);
+        return result;
+      });
     return {
       engine: 'sqlite',
       location: path,
       now: async () => clock.now(),
-      register: async (input) => {
-        const result = registerTx.immediate(input, clock.now());
-        if (result.ok) announce(owner, input.id);
-        return result;
-      },
-      allocate: async (claimMs, minHealth = 0, session = null, conn = null) => {
+      register: (input) => announcing(write(() => registerTx.immediate(input, clock.now())), (result) => (result.ok ? input.id : null)),
+      allocate: (claimMs, minHealth = 0, session = null, conn = null) => {
         const params = grantParams(claimMs, minHealth, conn);
-        return pendingOr(session, conn, params.now, () => allocate.get({ ...params, session }));
+        return write(() => pendingOr(session, conn, params.now, () => allocate.get({ ...params, session })));
       },
-      allocateSticky: async (session, claimMs, minHealth = 0, conn = null) => {
+      allocateSticky: (session, claimMs, minHealth = 0, conn = null) => {
         const params = grantParams(claimMs, minHealth, conn);
-        return pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session }));
+        return write(() => pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session })));
       },
-      pending: async ({ session = null, conn = null }) =>
-        session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null,
-      heldBy: async (session) => heldBySession.get({ session, now: clock.now() })?.id ?? null,
-      heartbeat: async (id, conn, ttlMs, health) => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0],
-      heartbeats: async (beats, ttlMs) => heartbeatTx.immediate(beats, ttlMs, clock.now()),
-      setClient: async (id: string, conn: string, client: ClientState, graceMs = 0) => {
+      pending: ({ session = null, conn = null }) =>
+        read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
+      heldBy: (session) => read(() => heldBySession.get({ session, now: clock.now() })?.id ?? null),
+      heartbeat: (id, conn, ttlMs, health) => write(() => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0]),
+      heartbeats: (beats, ttlMs) => write(() => heartbeatTx.immediate(beats, ttlMs, clock.now())),
+      setClient: (id: string, conn: string, client: ClientState, graceMs = 0) => {
         const now = clock.now();
-        const set = setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0;
-        if (set && client === 'none') announce(owner, id);
-        return set;
+        const set = write(() => setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0);
+        return announcing(set, (done) => (done && client === 'none' ? id : null));
       },
-      release: async (id) => {
-        const released = release.get({ id, now: clock.now() }) !== null;
-        if (released) announce(owner, id);
-        return released;
-      },
-      drain: async (id) => drain.get({ id, now: clock.now() }) ?? null,
-      undrain: async (id) => {
-        const row = undrain.get({ id, now: clock.now() }) ?? null;
-        if (row) announce(owner, id);
-        return row;
-      },
-      disconnect: async (id, conn) => disconnect.get({ id, conn, now: clock.now() }) ?? null,
-      expired: async () => expiredLive.all({ now: clock.now() }),
-      get: async (id) => byId.get({ id }) ?? null,
-      liveCount: async () => countLive.get({ now: clock.now() })!.n,
-      freeCount: async (minHealth = 0) => countFree.get({ now: clock.now(), minHealth })!.n,
-      all: async () => all.all(),
+      release: (id) => announcing(write(() => release.get({ id, now: clock.now() }) !== null), (released) => (released ? id : null)),
+      drain: (id) => write(() => drain.get({ id, now: clock.now() }) ?? null),
+      undrain: (id) => announcing(write(() => undrain.get({ id, now: clock.now() }) ?? null), (row) => row?.id ?? null),
+      disconnect: (id, conn) => write(() => disconnect.get({ id, conn, now: clock.now() }) ?? null),
+      expired: () => read(() => expiredLive.all({ now: clock.now() })),
+      get: (id) => read(() => byId.get({ id }) ?? null),
+      liveCount: () => read(() => countLive.get({ now: clock.now() })!.n),
+      freeCount: (minHealth = 0) => read(() => countFree.get({ now: clock.now(), minHealth })!.n),
+      all: () => read(() => all.all()),
       list: listing.list,
-      purge: async (retentionMs) => purge.run({ before: clock.now() - retentionMs }).changes,
-      // Folds the write-ahead log back into the file and truncates it (bounded disk between checkpoints).
+      purge: (retentionMs) => write(() => purge.run({ before: clock.now() - retentionMs }).changes),
+      // Folds the write-ahead log back into the file and truncates it (bounded disk between
+      // checkpoints); a checkpoint cannot run inside a transaction, so the open one commits first.
       maintain: async () => {
+        group.flush();
         db.run('PRAGMA wal_checkpoint(TRUNCATE)');
       },
       requests,
@@ -277,13 +278,10 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
-      ready: async () => {
-        db.query('SELECT 1').get();
-        return true;
-      },
+      ready: () => read(() => db.query('SELECT 1').get() !== null),
       close: async () => {
         views.delete(owner);
-        if (waiting.close()) announce(owner);
+        if (await waiting.close()) announce(owner);
       },
     };
   };
@@ -291,6 +289,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     view,
     close: () => {
       views.clear();
+      group.flush();
       db.run('PRAGMA wal_checkpoint(TRUNCATE)');
       db.close();
     },

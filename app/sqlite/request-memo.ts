@@ -4,8 +4,9 @@
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
 import type { RememberedAnswer, RequestMemo } from '../lease-store.ts';
+import type { GroupCommit } from './group-commit.ts';
 
-export function openRequestMemo(db: Database, clock: Clock): RequestMemo {
+export function openRequestMemo(db: Database, { read, write }: GroupCommit, clock: Clock): RequestMemo {
   const find = db.query<RememberedAnswer, { requestId: string; now: number }>(
     'SELECT server_id AS serverId, url FROM requests WHERE request_id = $requestId AND expires > $now',
   );
@@ -19,16 +20,12 @@ export function openRequestMemo(db: Database, clock: Clock): RequestMemo {
   const forget = db.query('DELETE FROM requests WHERE request_id = $requestId');
 
   return {
-    find: async (requestId) => find.get({ requestId, now: clock.now() }) ?? null,
-    save: async (requestId, answer, expires) => {
+    find: (requestId) => read(() => find.get({ requestId, now: clock.now() }) ?? null),
+    save: (requestId, answer, expires) => {
       const now = clock.now();
-      return save.get({ requestId, ...answer, expires, now }) ?? find.get({ requestId, now }) ?? answer;
+      return write(() => save.get({ requestId, ...answer, expires, now }) ?? find.get({ requestId, now }) ?? answer);
     },
-    forget: async (requestId) => {
-      forget.run({ requestId });
-    },
-    prune: async () => {
-      prune.run({ now: clock.now() });
-    },
+    forget: (requestId) => write(() => void forget.run({ requestId })),
+    prune: () => write(() => void prune.run({ now: clock.now() })),
   };
 }

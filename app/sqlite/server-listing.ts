@@ -5,13 +5,14 @@
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
 import type { ListQuery, ServerPage, ServerRow } from '../lease-store.ts';
+import type { GroupCommit } from './group-commit.ts';
 import { SERVER_COLUMNS } from './schema.ts';
 
 /** A row's state as of $now, in SQL: effectiveState of ../lease-store.ts, for filtering. */
 const EFFECTIVE_STATE = `CASE WHEN state = 'offline' THEN 'offline' WHEN lease_expires <= $now THEN 'expired'
   WHEN state = 'reserved' AND claim_expires <= $now THEN 'ready' ELSE state END`;
 
-export function openServerListing(db: Database, clock: Clock) {
+export function openServerListing(db: Database, { read }: GroupCommit, clock: Clock) {
   type PageParams = { now: number; state: string | null; afterAt: number | null; afterId: string; limit: number };
   // Walks the servers_by_registration index from the cursor on.
   const page = db.query<ServerRow, PageParams>(`
@@ -21,14 +22,15 @@ export function openServerListing(db: Database, clock: Clock) {
     ORDER BY registered_at, id LIMIT $limit`);
 
   return {
-    list: async ({ state = null, limit, after = null }: ListQuery): Promise<ServerPage> => {
-      const now = clock.now();
-      // One row more than asked tells whether there is a next page.
-      const rows = page.all({ now, state, afterAt: after?.registeredAt ?? null, afterId: after?.id ?? '', limit: limit + 1 });
-      const more = rows.length > limit;
-      if (more) rows.pop();
-      const last = rows.at(-1);
-      return { rows, next: more && last ? { registeredAt: last.registeredAt, id: last.id } : null, now };
-    },
+    list: ({ state = null, limit, after = null }: ListQuery): Promise<ServerPage> =>
+      read(() => {
+        const now = clock.now();
+        // One row more than asked tells whether there is a next page.
+        const rows = page.all({ now, state, afterAt: after?.registeredAt ?? null, afterId: after?.id ?? '', limit: limit + 1 });
+        const more = rows.length > limit;
+        if (more) rows.pop();
+        const last = rows.at(-1);
+        return { rows, next: more && last ? { registeredAt: last.registeredAt, id: last.id } : null, now };
+      }),
   };
 }

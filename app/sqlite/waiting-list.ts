@@ -6,17 +6,19 @@
 
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
-import type { Waiter, WaitingList } from '../lease-store.ts';
+import type { JoinResult, Waiter, WaitingList } from '../lease-store.ts';
+import type { GroupCommit } from './group-commit.ts';
 
 // A dispatcher's own places are alive to it whatever its row says.
 const ALIVE = '(owner = $owner OR owner IN (SELECT id FROM dispatchers WHERE alive_until > $now))';
 
 export function openWaitingList(
   db: Database,
+  { read, write }: GroupCommit,
   clock: Clock,
   owner: string,
   changed: () => void,
-): WaitingList & { keepAlive(ms: number): void; close(): boolean } {
+): WaitingList & { keepAlive(ms: number): Promise<void>; close(): Promise<boolean> } {
   const join = db.query(
     'INSERT INTO waiting (conn, session, request_id, address, joined_at, owner) VALUES ($conn, $session, $requestId, $address, $now, $owner)',
   );
@@ -42,35 +44,50 @@ export function openWaitingList(
     return dropped;
   });
 
+  // Other dispatchers are told of a change to the line once it is committed.
+  const told = (done: Promise<boolean>): Promise<boolean> =>
+    done.then((change) => {
+      if (change) changed();
+      return change;
+    });
+
   return {
-    join: async (waiter) => {
-      join.run({ ...waiter, now: clock.now(), owner });
-      changed();
+    join: async (waiter, { maxQueue, maxPerAddress }) => {
+      let result: JoinResult = { ok: true };
+      await told(
+        write(() => {
+          const now = clock.now();
+          if (size.get({ now, owner })!.n >= maxQueue) result = { ok: false, full: 'line' };
+          else if (fromAddress.get({ address: waiter.address, now, owner })!.n >= maxPerAddress) result = { ok: false, full: 'address' };
+          else join.run({ ...waiter, now, owner });
+          return result.ok;
+        }),
+      );
+      return result;
     },
-    leave: async (conn) => {
-      const left = leave.run({ conn }).changes > 0;
-      if (left) changed();
-      return left;
-    },
-    head: async () => {
-      const row = head.get({ now: clock.now(), owner });
-      return row ? { conn: row.conn, session: row.session, requestId: row.requestId, mine: row.mine === 1 } : null;
-    },
-    standings: async () => {
-      const rows = order.all({ now: clock.now(), owner });
-      const mine = rows.flatMap((row, index) => (row.owner === owner ? [{ conn: row.conn, position: index + 1 }] : []));
-      return { size: rows.length, mine };
-    },
-    size: async () => size.get({ now: clock.now(), owner })!.n,
-    sizeFrom: async (address) => fromAddress.get({ address, now: clock.now(), owner })!.n,
-    keepAlive: (ms) => {
+    leave: (conn) => told(write(() => leave.run({ conn }).changes > 0)),
+    head: () =>
+      read(() => {
+        const row = head.get({ now: clock.now(), owner });
+        return row ? { conn: row.conn, session: row.session, requestId: row.requestId, mine: row.mine === 1 } : null;
+      }),
+    standings: () =>
+      read(() => {
+        const rows = order.all({ now: clock.now(), owner });
+        const mine = rows.flatMap((row, index) => (row.owner === owner ? [{ conn: row.conn, position: index + 1 }] : []));
+        return { size: rows.length, mine };
+      }),
+    size: () => read(() => size.get({ now: clock.now(), owner })!.n),
+    sizeFrom: (address) => read(() => fromAddress.get({ address, now: clock.now(), owner })!.n),
+    keepAlive: async (ms) => {
       const now = clock.now();
-      if (keepAlive.immediate(now + ms, now) > 0) changed();
+      await told(write(() => keepAlive.immediate(now + ms, now) > 0));
     },
     /** Gives up this dispatcher's places; true if it held any. */
-    close: () => {
-      goodbye.run({ owner });
-      return leaveAll.run({ owner }).changes > 0;
-    },
+    close: () =>
+      write(() => {
+        goodbye.run({ owner });
+        return leaveAll.run({ owner }).changes > 0;
+      }),
   };
 }

@@ -1,0 +1,118 @@
+import { Database } from 'bun:sqlite';
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGroupCommit } from './group-commit.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+/** A file with one table, its writer, and a second connection that sees only what is committed. */
+function open() {
+  const dir = mkdtempSync(join(tmpdir(), 'group-commit-'));
+  dirs.push(dir);
+  const db = new Database(join(dir, 'test.db'), { create: true, strict: true });
+  db.run('PRAGMA journal_mode = WAL');
+  db.run('CREATE TABLE t (x INTEGER PRIMARY KEY, parent INTEGER REFERENCES t (x) DEFERRABLE INITIALLY DEFERRED)');
+  const outside = new Database(join(dir, 'test.db'), { readonly: true });
+  const committed = () => outside.query<{ x: number }, []>('SELECT x FROM t ORDER BY x').all().map((row) => row.x);
+  let pendingCommit: (() => void) | null = null;
+  const group = createGroupCommit(db, (commit) => (pendingCommit = commit));
+  const endTurn = () => {
+    const commit = pendingCommit;
+    pendingCommit = null;
+    commit?.();
+  };
+  const insert = db.query<{ x: number }, { x: number; parent: number | null }>('INSERT INTO t (x, parent) VALUES ($x, $parent) RETURNING x');
+  return { db, group, committed, endTurn, insert };
+}
+
+describe('group commit', () => {
+  test("one turn's writes share one transaction, and each answers only once it is committed", async () => {
+    const { group, committed, endTurn, insert } = open();
+    const answered: number[] = [];
+    const writes = [1, 2, 3].map((x) => group.write(() => insert.get({ x, parent: null })!.x).then((x) => answered.push(x)));
+    await Promise.resolve();
+    expect(answered).toEqual([]);
+    expect(committed()).toEqual([]);
+    endTurn();
+    await Promise.all(writes);
+    expect(answered).toEqual([1, 2, 3]);
+    expect(committed()).toEqual([1, 2, 3]);
+    expect(group.commits).toBe(1);
+  });
+
+  test('a read after uncommitted writes waits for their commit; one with nothing open answers at once', async () => {
+    const { group, endTurn, insert, db } = open();
+    const count = () => db.query<{ n: number }, []>('SELECT count(*) AS n FROM t').get()!.n;
+    expect(await group.read(count)).toBe(0);
+    void group.write(() => insert.get({ x: 1, parent: null }));
+    let seen: number | null = null;
+    const reading = group.read(count).then((n) => (seen = n));
+    await Promise.resolve();
+    expect(seen).toBeNull();
+    endTurn();
+    await reading;
+    expect(seen as number | null).toBe(1);
+  });
+
+  test('a failed statement fails its caller alone; the rest of the group commits', async () => {
+    const { group, committed, endTurn, insert } = open();
+    const first = group.write(() => insert.get({ x: 1, parent: null }));
+    const duplicate = group.write(() => insert.get({ x: 1, parent: null }));
+    const third = group.write(() => insert.get({ x: 2, parent: null }));
+    endTurn();
+    await expect(duplicate).rejects.toThrow(/UNIQUE/);
+    await first;
+    await third;
+    expect(committed()).toEqual([1, 2]);
+  });
+
+  test('a failed commit rolls the group back and fails every caller; the next group starts clean', async () => {
+    const { group, committed, endTurn, insert, db } = open();
+    db.run('PRAGMA foreign_keys = ON');
+    const fine = group.write(() => insert.get({ x: 1, parent: null }));
+    // The reference is checked at commit: the whole group fails there.
+    const dangling = group.write(() => insert.get({ x: 2, parent: 99 }));
+    const outcomes = Promise.allSettled([fine, dangling]);
+    endTurn();
+    for (const outcome of await outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect(String((outcome as PromiseRejectedResult).reason)).toMatch(/FOREIGN KEY/);
+    }
+    expect(committed()).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+    const next = group.write(() => insert.get({ x: 3, parent: null }));
+    endTurn();
+    await next;
+    expect(committed()).toEqual([3]);
+  });
+
+  test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {
+    const { group, committed, endTurn, insert } = open();
+    const write = group.write(() => insert.get({ x: 1, parent: null }));
+    group.flush();
+    expect(committed()).toEqual([1]);
+    await write;
+    endTurn();
+    expect(group.commits).toBe(1);
+  });
+
+  test('two connections of one process on one file do not wait on each other', async () => {
+    const { db, group, insert } = open();
+    const second = new Database(db.filename, { strict: true });
+    second.run('PRAGMA busy_timeout = 5000');
+    const secondGroup = createGroupCommit(second, () => {});
+    void group.write(() => insert.get({ x: 1, parent: null }));
+    const started = performance.now();
+    // Opening the second connection's transaction commits the first's instead of waiting 5 s.
+    const written = secondGroup.write(() => second.query('INSERT INTO t (x) VALUES (2)').run());
+    expect(performance.now() - started).toBeLessThan(1000);
+    secondGroup.flush();
+    await written;
+    expect(second.query<{ n: number }, []>('SELECT count(*) AS n FROM t').get()!.n).toBe(2);
+  });
+});

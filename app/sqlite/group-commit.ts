@@ -1,0 +1,102 @@
+// Group commit for the lease file. A commit costs far more than the statements before it (SQLite
+// appends every page a transaction touched to the write-ahead log), and a dispatch cycle is three
+// small writes from three different sockets. So the writes of one turn of the event loop share one
+// transaction: the first opens it, and it commits once the turn's callbacks have run. Each caller
+// gets its result only after the commit, so no reply ever claims what is not yet written; a failed
+// commit rolls back and fails every caller of its group. A read made while writes are waiting for
+// their commit waits for it too: it may have seen them. Statements still run at once and in order,
+// so nothing can come between the statements of one step.
+//
+// Two connections of one process to one file (a test's second dispatcher) would wait on each
+// other's write lock in the one thread they share: a connection opening a transaction first
+// commits whatever another connection of this process has open.
+
+import type { Database } from 'bun:sqlite';
+
+export interface GroupCommit {
+  /** Runs `step` in this turn's transaction; resolves with its result once that commits. */
+  write<T>(step: () => T): Promise<T>;
+  /** Runs `step` now; resolves with its result once any writes it may have seen are committed. */
+  read<T>(step: () => T): Promise<T>;
+  /** Commits the open transaction now, if any (before a checkpoint or closing the file). */
+  flush(): void;
+  /** How many transactions have committed (for tests and benchmarks). */
+  readonly commits: number;
+}
+
+interface Group {
+  committed: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** The open transactions of this process, by connection. */
+const openGroups = new Map<Database, () => void>();
+
+/** `later` runs the commit after the turn's other callbacks (setImmediate in the dispatcher). */
+export function createGroupCommit(db: Database, later: (commit: () => void) => void = setImmediate): GroupCommit {
+  let open: Group | null = null;
+  let commits = 0;
+
+  function begin(): Group {
+    for (const [other, commitOther] of openGroups) if (other !== db) commitOther();
+    db.run('BEGIN IMMEDIATE');
+    openGroups.set(db, commit);
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const committed = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // A group whose callers have all gone still fails quietly.
+    committed.catch(() => {});
+    const group = { committed, resolve, reject };
+    later(() => open === group && commit());
+    return group;
+  }
+
+  function commit(): void {
+    const group = open!;
+    open = null;
+    openGroups.delete(db);
+    try {
+      db.run('COMMIT');
+      commits++;
+      group.resolve();
+    } catch (error) {
+      if (db.inTransaction) db.run('ROLLBACK');
+      group.reject(error);
+    }
+  }
+
+  return {
+    write<T>(step: () => T): Promise<T> {
+      // A failed statement undoes only itself (and a failed step its own savepoint); the rest of
+      // the group stands.
+      let group: Group;
+      let result: T;
+      try {
+        group = open ??= begin();
+        result = step();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return group.committed.then(() => result);
+    },
+    read<T>(step: () => T): Promise<T> {
+      let result: T;
+      try {
+        result = step();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return open ? open.committed.then(() => result) : Promise.resolve(result);
+    },
+    flush(): void {
+      if (open) commit();
+    },
+    get commits() {
+      return commits;
+    },
+  };
+}
