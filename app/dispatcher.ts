@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { openControlSession, type Link, type Session } from './control-session.ts';
 import { createEventSource, type DispatcherEvents, type LogFields } from './events.ts';
 import { DEFAULT_MAX_HOPS, createFlock, type FlockOptions } from './flock/flock.ts';
-import { createHeartbeatBatch } from './heartbeat-batch.ts';
+import { batchWindow, createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
 import { countByState, viewOf, type ServerView } from './server-view.ts';
@@ -92,7 +92,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   const rateLimit = createRateLimit({ perSecond: policy.rateLimit, burst: policy.rateLimit * BURST_SECONDS, now: () => clock.now() });
   const messageLimit = createRateLimit({ perSecond: policy.messageRate, burst: policy.messageRate * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();
-  const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock);
+  const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock, batchWindow(timings));
   let purgedAt = clock.now();
 
   function announceDrain(row: ServerRow): void {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { createHeartbeatBatch } from './heartbeat-batch.ts';
+import { batchWindow, createHeartbeatBatch } from './heartbeat-batch.ts';
 import type { LeaseStore } from './lease-store.ts';
 import { openSqliteStore } from './sqlite/lease-store.ts';
 
@@ -23,6 +23,12 @@ async function setUp(servers: number) {
 const health = { fps: 30, frameMs: 10, client: 'none' as const };
 
 describe('heartbeat batches', () => {
+  test('the window is a twentieth of the margin between heartbeat and lease, from 1 to 50 ms', () => {
+    expect(batchWindow({ heartbeatMs: 1000, ttlMs: 3000 })).toBe(50);
+    expect(batchWindow({ heartbeatMs: 100, ttlMs: 300 })).toBe(10);
+    expect(batchWindow({ heartbeatMs: 100, ttlMs: 110 })).toBe(1);
+  });
+
   test('heartbeats arriving together are written in one transaction, each answered', async () => {
     const { batch, transactions } = await setUp(50);
     const beats = await Promise.all(Array.from({ length: 50 }, (_, i) => batch.beat(`s${i}`, `c${i}`, health)));

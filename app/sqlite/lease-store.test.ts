@@ -40,16 +40,21 @@ describe('SQLite lease file', () => {
     const path = join(fresh(), 'd.db');
     const s = openSqliteStore(path);
     await s.register(input(1));
+    const [before] = await s.all();
     await s.close();
-    // Back to version 6's shape: no owner on places in line, no dispatchers table.
+    // Back to version 6's shape: leases in the servers rows, no owner on places in line, no dispatchers table.
     const db = new Database(path);
+    for (const column of ['lease_expires INTEGER', 'fps REAL', 'frame_ms REAL']) db.run(`ALTER TABLE servers ADD COLUMN ${column} NOT NULL DEFAULT 0`);
+    db.run('UPDATE servers SET lease_expires = (SELECT lease_expires FROM leases WHERE leases.id = servers.id)');
+    db.run('DROP TRIGGER servers_lease_gone');
+    db.run('DROP TABLE leases');
     db.run('DROP TABLE dispatchers');
     db.run('DROP INDEX waiting_by_owner');
     db.run('ALTER TABLE waiting DROP COLUMN owner');
     db.run('PRAGMA user_version = 6');
     db.close();
     const again = openSqliteStore(path);
-    expect((await again.all()).map((r) => r.id)).toEqual(['s1']);
+    expect((await again.all()).map((r) => [r.id, r.leaseExpires])).toEqual([['s1', before.leaseExpires]]);
     await again.close();
     const check = new Database(path);
     expect(check.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION });

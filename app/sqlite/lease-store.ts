@@ -24,7 +24,7 @@ import {
 import { decideRegistration } from '../registration.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { openRequestMemo } from './request-memo.ts';
-import { SERVER_COLUMNS as COLUMNS, openLeaseDatabase } from './schema.ts';
+import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
 
@@ -65,21 +65,25 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     }
   };
 
-  const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM servers WHERE id = $id`);
-  const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM servers ORDER BY registered_at, id`);
+  const byId = db.query<ServerRow, { id: string }>(`SELECT ${COLUMNS} FROM ${SERVERS} WHERE id = $id`);
+  const all = db.query<ServerRow, []>(`SELECT ${COLUMNS} FROM ${SERVERS} ORDER BY registered_at, id`);
   const othersOnUrl = db.query<Pick<ServerRow, 'id' | 'url' | 'state' | 'leaseExpires' | 'claimExpires'>, { url: string; id: string }>(
-    'SELECT id, url, state, lease_expires AS leaseExpires, claim_expires AS claimExpires FROM servers WHERE url = $url AND id != $id',
+    `SELECT id, url, state, lease_expires AS leaseExpires, claim_expires AS claimExpires FROM ${SERVERS} WHERE url = $url AND id != $id`,
   );
+  // Its lease row goes with it (a trigger).
   const deleteById = db.query('DELETE FROM servers WHERE id = $id');
   const insert = db.query(`
-    INSERT INTO servers (id, url, key, instance_hash, state, conn, lease_expires, claim_expires, client, target_fps, registered_at, updated_at)
-    VALUES ($id, $url, $key, $instanceHash, $state, $conn, $leaseExpires, NULL, $client, $targetFps, $now, $now)`);
+    INSERT INTO servers (id, url, key, instance_hash, state, conn, claim_expires, client, target_fps, registered_at, updated_at)
+    VALUES ($id, $url, $key, $instanceHash, $state, $conn, NULL, $client, $targetFps, $now, $now)`);
   // A fresh key at every registration: a key leaks with nothing but the connection that got it.
   const reattach = db.query(`
-    UPDATE servers SET url = $url, key = $key, state = $state, conn = $conn, lease_expires = $leaseExpires, client = $client,
+    UPDATE servers SET url = $url, key = $key, state = $state, conn = $conn, client = $client,
       claim_expires = CASE WHEN $state = 'reserved' THEN claim_expires ELSE NULL END,
       target_fps = $targetFps, updated_at = $now
     WHERE id = $id`);
+  const setLease = db.query(`
+    INSERT INTO leases (id, lease_expires) VALUES ($id, $leaseExpires)
+    ON CONFLICT (id) DO UPDATE SET lease_expires = excluded.lease_expires`);
 
   // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
   // lease has run out, whose connection closed or that renders far below its target can never be
@@ -94,10 +98,10 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
     WHERE id = (
       SELECT id FROM (
-        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'ready' AND ${LIVE}
+        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'ready' AND ${LIVE}
                        ORDER BY health DESC, handed_at, id LIMIT 1)
         UNION ALL
-        SELECT * FROM (SELECT id, health, handed_at FROM servers WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
+        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
                        ORDER BY health DESC, handed_at, id LIMIT 1))
       ORDER BY health DESC, handed_at, id LIMIT 1)
     RETURNING ${ALLOCATION}`);
@@ -105,7 +109,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
       grant_id = $grantId, holder = $holder
     WHERE id = (
-      SELECT id FROM servers
+      SELECT id FROM ${SERVERS}
       WHERE session = $session AND session_until > $now AND ${LIVE}
         AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
       LIMIT 1)
@@ -114,11 +118,11 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   // page gets that one back instead of a second server. It looks the session and the connection up
   // by their indexes (`+state` keeps SQLite from walking every reservation instead).
   const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
-    SELECT ${ALLOCATION} FROM servers
+    SELECT ${ALLOCATION} FROM ${SERVERS}
     WHERE (session = $session OR holder = $holder) AND +state = 'reserved' AND claim_expires > $now AND lease_expires > $now
     LIMIT 1`);
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
-    SELECT id FROM servers WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
+    SELECT id FROM ${SERVERS} WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
   // The reported client reconciles the state: a draining server stays draining, a reservation
   // stays until its client arrives or its deadline passes. Health is the frame rate its frame time
@@ -128,20 +132,26 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   const STATE = `CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy'
     WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved' ELSE 'ready' END`;
   const CLAIM = `CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END`;
-  type BeatParams = { id: string; conn: string; leaseExpires: number; now: number } & Health;
-  // Most heartbeats change neither state nor health, which the free-server index holds: SQLite
-  // rewrites an index entry for every indexed column assigned, whatever its value, so such a beat
-  // assigns only what is not indexed. The rest take the full statement.
-  const quietHeartbeat = db.query<Beat, BeatParams>(`
-    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now
-    WHERE id = $id AND conn = $conn AND state != 'offline' AND health = ${HEALTH} AND state = ${STATE} AND claim_expires IS ${CLAIM}
-    RETURNING url, state, lease_expires AS leaseExpires`);
-  const fullHeartbeat = db.query<Beat, BeatParams>(`
-    UPDATE servers SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs, client = $client, updated_at = $now,
-      health = ${HEALTH}, state = ${STATE}, claim_expires = ${CLAIM}
-    WHERE id = $id AND conn = $conn AND state != 'offline'
-    RETURNING url, state, lease_expires AS leaseExpires`);
-  const heartbeat = (params: BeatParams): Beat | null => quietHeartbeat.get(params) ?? fullHeartbeat.get(params);
+  type BeatParams = { id: string; conn: string; now: number } & Health;
+  type Held = Pick<Beat, 'url' | 'state'>;
+  // Most heartbeats change nothing the servers row holds (state, health, claim, client): such a
+  // beat only reads it, and writes its narrow lease row. The rest update the servers row too.
+  const HOLDER = `WHERE id = $id AND conn = $conn AND state != 'offline'`;
+  const unchanged = db.query<Held, BeatParams>(`
+    SELECT url, state FROM servers ${HOLDER} AND health = ${HEALTH} AND state = ${STATE} AND claim_expires IS ${CLAIM} AND client = $client`);
+  const changed = db.query<Held, BeatParams>(`
+    UPDATE servers SET client = $client, updated_at = $now, health = ${HEALTH}, state = ${STATE}, claim_expires = ${CLAIM}
+    ${HOLDER}
+    RETURNING url, state`);
+  const extend = db.query<unknown, { id: string; leaseExpires: number; fps: number; frameMs: number }>(
+    'UPDATE leases SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs WHERE id = $id',
+  );
+  const heartbeat = (params: BeatParams, leaseExpires: number): Beat | null => {
+    const held = unchanged.get(params) ?? changed.get(params);
+    if (!held) return null;
+    extend.run({ id: params.id, leaseExpires, fps: params.fps, frameMs: params.frameMs });
+    return { url: held.url, state: held.state, leaseExpires };
+  };
 
   // When the client leaves, its session may come back for the server within the grace period.
   const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
@@ -151,45 +161,49 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       state = CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy' ELSE 'ready' END
     WHERE id = $id AND conn = $conn AND state != 'offline'`);
 
-  const release = db.query<ServerRow, { id: string; now: number }>(`
+  // Each answers with the id of the row it changed, read whole afterwards (RETURNING sees only the
+  // table it updates).
+  type Changed = { id: string };
+  const release = db.query<Changed, { id: string; now: number }>(`
     UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = $now
     WHERE id = $id AND state = 'reserved'
-    RETURNING ${COLUMNS}`);
+    RETURNING id`);
 
-  const drain = db.query<ServerRow, { id: string; now: number }>(`
+  const drain = db.query<Changed, { id: string; now: number }>(`
     UPDATE servers SET state = 'draining', claim_expires = NULL, updated_at = $now
     WHERE id = $id AND state NOT IN ('offline', 'draining')
-    RETURNING ${COLUMNS}`);
+    RETURNING id`);
 
-  const undrain = db.query<ServerRow, { id: string; now: number }>(`
+  const undrain = db.query<Changed, { id: string; now: number }>(`
     UPDATE servers SET state = CASE WHEN client = 'connected' THEN 'busy' ELSE 'ready' END, updated_at = $now
     WHERE id = $id AND state = 'draining'
-    RETURNING ${COLUMNS}`);
+    RETURNING id`);
 
-  const disconnect = db.query<ServerRow, { id: string; conn: string; now: number }>(`
+  const disconnect = db.query<Changed, { id: string; conn: string; now: number }>(`
     UPDATE servers SET state = 'offline', conn = NULL, claim_expires = NULL, client = 'none', updated_at = $now
     WHERE id = $id AND conn = $conn
-    RETURNING ${COLUMNS}`);
+    RETURNING id`);
+  const whole = (changed: Changed | null): ServerRow | null => (changed ? byId.get({ id: changed.id }) : null);
 
   const countLive = db.query<{ n: number }, { now: number }>(
-    `SELECT count(*) AS n FROM servers WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
+    `SELECT count(*) AS n FROM ${SERVERS} WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
   );
 
   const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(
-    `SELECT count(*) AS n FROM servers WHERE (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`,
+    `SELECT count(*) AS n FROM ${SERVERS} WHERE (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`,
   );
 
   const expiredLive = db.query<ServerRow, { now: number }>(
-    `SELECT ${COLUMNS} FROM servers WHERE state != 'offline' AND lease_expires <= $now`,
+    `SELECT ${COLUMNS} FROM ${SERVERS} WHERE state != 'offline' AND lease_expires <= $now`,
   );
 
   // Rows of servers long gone: nothing reads them but an operator's list, which they would crowd.
   const purge = db.query<unknown, { before: number }>(
-    `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR lease_expires <= $before`,
+    `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR id IN (SELECT id FROM leases WHERE lease_expires <= $before)`,
   );
 
   const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number, now: number): (Beat | null)[] =>
-    beats.map(({ id, conn, ageMs, health }) => heartbeat({ id, conn, leaseExpires: now - ageMs + ttlMs, now, ...health })),
+    beats.map(({ id, conn, ageMs, health }) => heartbeat({ id, conn, now, ...health }, now - ageMs + ttlMs)),
   );
 
   const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
@@ -199,11 +213,11 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     if (!decided.ok) return decided;
     for (const old of decided.replaced) deleteById.run({ id: old.id });
     const fields = {
-      id: input.id, url: input.url, key: input.newKey, conn: input.conn, leaseExpires: now + input.ttlMs, client: input.client,
-      targetFps: input.targetFps, now, state: decided.state,
+      id: input.id, url: input.url, key: input.newKey, conn: input.conn, client: input.client, targetFps: input.targetFps, now, state: decided.state,
     };
     if (decided.existing) reattach.run(fields);
     else insert.run({ ...fields, instanceHash: input.instanceHash });
+    setLease.run({ id: input.id, leaseExpires: now + input.ttlMs });
     return { ok: true, row: byId.get({ id: input.id })!, isNew: decided.isNew, replaced: decided.replaced };
   });
   // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
@@ -255,9 +269,9 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
         return announcing(set, (done) => (done && client === 'none' ? id : null));
       },
       release: (id) => announcing(write(() => release.get({ id, now: clock.now() }) !== null), (released) => (released ? id : null)),
-      drain: (id) => write(() => drain.get({ id, now: clock.now() }) ?? null),
-      undrain: (id) => announcing(write(() => undrain.get({ id, now: clock.now() }) ?? null), (row) => row?.id ?? null),
-      disconnect: (id, conn) => write(() => disconnect.get({ id, conn, now: clock.now() }) ?? null),
+      drain: (id) => write(() => whole(drain.get({ id, now: clock.now() }))),
+      undrain: (id) => announcing(write(() => whole(undrain.get({ id, now: clock.now() }))), (row) => row?.id ?? null),
+      disconnect: (id, conn) => write(() => whole(disconnect.get({ id, conn, now: clock.now() }))),
       expired: () => read(() => expiredLive.all({ now: clock.now() })),
       get: (id) => read(() => byId.get({ id }) ?? null),
       liveCount: () => read(() => countLive.get({ now: clock.now() })!.n),

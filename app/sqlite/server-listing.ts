@@ -6,7 +6,7 @@ import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
 import type { ListQuery, ServerPage, ServerRow } from '../lease-store.ts';
 import type { GroupCommit } from './group-commit.ts';
-import { SERVER_COLUMNS } from './schema.ts';
+import { SERVER_COLUMNS, SERVERS } from './schema.ts';
 
 /** A row's state as of $now, in SQL: effectiveState of ../lease-store.ts, for filtering. */
 const EFFECTIVE_STATE = `CASE WHEN state = 'offline' THEN 'offline' WHEN lease_expires <= $now THEN 'expired'
@@ -16,7 +16,7 @@ export function openServerListing(db: Database, { read }: GroupCommit, clock: Cl
   type PageParams = { now: number; state: string | null; afterAt: number | null; afterId: string; limit: number };
   // Walks the servers_by_registration index from the cursor on.
   const page = db.query<ServerRow, PageParams>(`
-    SELECT ${SERVER_COLUMNS} FROM servers
+    SELECT ${SERVER_COLUMNS} FROM ${SERVERS}
     WHERE ($state IS NULL OR ${EFFECTIVE_STATE} = $state)
       AND ($afterAt IS NULL OR registered_at > $afterAt OR (registered_at = $afterAt AND id > $afterId))
     ORDER BY registered_at, id LIMIT $limit`);
