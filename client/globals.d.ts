@@ -49,6 +49,7 @@ declare global {
       session: string;
       start(wait?: boolean): void;
       sendCamera(camera: Camera): number;
+      frameShown(frameSeq: number): void;
     }
 
     interface CameraControl {

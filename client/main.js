@@ -130,6 +130,7 @@
       context.drawImage(bitmap, 0, 0);
       bitmap.close();
       stats.frameShown(buffer.byteLength, meta);
+      if (meta) session.frameShown(meta.seq);
       view.framesShown += 1;
       if (meta) view.inputShown = meta.inputSeq;
       view.stats = stats.snapshot();

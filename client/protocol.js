@@ -246,7 +246,8 @@
   };
   var BROWSER_TO_RENDER = {
     camera: { seq: number({ min: 0, integer: true }), ...CAMERA_FIELDS },
-    ping: { t: number() }
+    ping: { t: number() },
+    shown: { seq: number({ min: 0, integer: true }) }
   };
   var RENDER_TO_BROWSER = {
     hello: { id: text(), size: number({ min: 1 }), targetFps: number({ min: 0 }), camera: CAMERA },

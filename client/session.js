@@ -172,6 +172,10 @@
         render.send(P.encode({ type: 'camera', seq: seq, yaw: camera.yaw, pitch: camera.pitch, distance: camera.distance }));
         return seq;
       },
+      /** Tells the render server the frame with this seq is on screen (it sends the next ones as the page keeps up). */
+      frameShown: function (frameSeq) {
+        if (render && render.readyState === WebSocket.OPEN) render.send(P.encode({ type: 'shown', seq: frameSeq }));
+      },
     };
   }
 

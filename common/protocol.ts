@@ -247,7 +247,13 @@ export type BrowserToRender =
   /** The camera the next frame is drawn with; seq lets the page match frames to its input. */
   | ({ type: 'camera'; seq: number } & Camera)
   /** Clock sync: the server answers with its own time. */
-  | { type: 'ping'; t: number };
+  | { type: 'ping'; t: number }
+  /**
+   * The frame with this seq is on screen. A page that says so is sent at most two frames past the
+   * last one it showed, so frames never queue on their way to it; one that never does is paced by
+   * its socket's buffer alone.
+   */
+  | { type: 'shown'; seq: number };
 
 export type RenderToBrowser =
   | { type: 'hello'; id: string; size: number; targetFps: number; camera: Camera }
@@ -430,6 +436,7 @@ const CAMERA: Check = (value) => {
 const BROWSER_TO_RENDER: Record<BrowserToRender['type'], Shape> = {
   camera: { seq: number({ min: 0, integer: true }), ...CAMERA_FIELDS },
   ping: { t: number() },
+  shown: { seq: number({ min: 0, integer: true }) },
 };
 
 const RENDER_TO_BROWSER: Record<RenderToBrowser['type'], Shape> = {

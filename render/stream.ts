@@ -1,9 +1,12 @@
 // The frame loop for the render server's one client: draw, read, flip, encode, send, one complete
 // JPEG per binary message (with its metadata in a comment segment). It runs only between the
 // client slot's start and end (slot.ts decides who the client is), paces itself to the target fps,
-// and skips frames instead of queueing them when the client reads slower than we draw. The client
-// steers the camera with small JSON messages; a bad one is answered with an error and never
-// touches the frame loop. Its stats are good to read from the moment it is created.
+// and skips frames instead of queueing them when the client reads slower than we draw. Drawing is
+// on this thread and encoding on libvips' own, so the next frame is drawn while the last one
+// encodes (two at most in flight, sent in order), and a camera message starts the frame that shows
+// it at once instead of at the next tick. The client steers the camera with small JSON messages; a
+// bad one is answered with an error and never touches the frame loop. Its stats are good to read
+// from the moment it is created.
 
 import type WebSocket from 'ws';
 import { withFrameMeta } from '../common/frame-meta.ts';
@@ -38,6 +41,10 @@ export interface StreamStats {
 }
 
 const STATS_WINDOW_MS = 1000;
+/** Frames drawn and not yet sent: one encoding while the next is drawn. */
+const MAX_IN_FLIGHT = 2;
+/** Frames past the last one a page said it showed: one on its way or being decoded, one being made. */
+const MAX_UNSHOWN = 2;
 // While idle, one frame is drawn and encoded this often (and thrown away) so that the frame time
 // the dispatcher judges health by is current even when nobody watches.
 const IDLE_PROBE_MS = 1000;
@@ -56,6 +63,9 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   let cameraSession: string | null = null;
   let inputSeq = -1;
   let frameSeq = 0;
+  // The last frame the client said is on screen; null while it has said nothing (then only the
+  // socket's buffer paces the frames).
+  let shownSeq: number | null = null;
 
   // Draw and read back, then encode: timed apart, as the two are slow for different reasons (the
   // GPU and the frame's size; the CPU and the quality).
@@ -87,27 +97,77 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
     }
   }
 
+  // The loop's wait for its next frame, which a camera message may end early.
+  let wake: (() => void) | null = null;
+
+  function waitUntil(due: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, due - performance.now()));
+      wake = done;
+    });
+  }
+
   async function run(ws: WebSocket): Promise<void> {
+    const streaming = () => client === ws && ws.readyState === ws.OPEN;
     let due = performance.now();
-    while (client === ws && ws.readyState === ws.OPEN) {
-      if (ws.bufferedAmount > maxBuffered) {
+    // The frames drawn and not yet sent, chained so that they go out in the order drawn.
+    let sending: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    let failure: unknown = null;
+    while (streaming()) {
+      if (failure) throw failure;
+      const start = performance.now();
+      let shows: number | null = null;
+      // Frames sent or being made that the client has not shown yet.
+      const unshown = shownSeq === null ? 0 : frameSeq + inFlight - 1 - shownSeq;
+      if (ws.bufferedAmount > maxBuffered || unshown >= MAX_UNSHOWN) {
         measure(null);
       } else {
-        const start = performance.now();
+        if (inFlight >= MAX_IN_FLIGHT) await sending;
+        if (!streaming()) break;
         const capturedAt = Date.now();
-        const shows = inputSeq;
-        const jpeg = await drawFrame();
-        if (client !== ws || ws.readyState !== ws.OPEN) break;
-        const message = withFrameMeta(jpeg, { seq: frameSeq++, capturedAt, inputSeq: shows, fps: Math.round(stats.fps * 10) / 10 });
-        ws.send(message, { binary: true });
-        meter.sent(message.length);
-        measure(performance.now() - start);
+        shows = inputSeq;
+        const rgba = renderer.readFrame(pose(), camera);
+        const drawnMs = performance.now() - start;
+        meter.drawn(drawnMs / 1000);
+        inFlight++;
+        const encodeStart = performance.now();
+        const encoded = encodeJpeg(rgba, renderer.size, quality).then((jpeg) => {
+          const encodeMs = performance.now() - encodeStart;
+          meter.encoded(encodeMs / 1000);
+          return { jpeg, workMs: drawnMs + encodeMs };
+        });
+        const input = shows;
+        sending = Promise.all([sending, encoded])
+          .then(([, { jpeg, workMs }]) => {
+            if (!streaming()) return;
+            const message = withFrameMeta(jpeg, { seq: frameSeq++, capturedAt, inputSeq: input, fps: Math.round(stats.fps * 10) / 10 });
+            ws.send(message, { binary: true });
+            meter.sent(message.length);
+            measure(workMs);
+          })
+          .catch((error) => {
+            failure ??= error;
+          })
+          .finally(() => inFlight--);
       }
       // Pace to the target; when behind, start the next frame at once but never try to catch up
-      // with a burst of frames.
+      // with a burst of frames. A camera message the last frame does not show ends the wait, but
+      // frames still start at least half an interval apart: moving the camera never more than
+      // doubles the frame rate. The frame after an early one is due an interval after it.
       due = Math.max(due + intervalMs, performance.now());
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+      if (shows === null || inputSeq === shows) await waitUntil(due);
+      const earliest = start + intervalMs / 2;
+      if (performance.now() < earliest) await new Promise((resolve) => setTimeout(resolve, earliest - performance.now()));
+      due = Math.min(due, performance.now());
     }
+    await sending;
+    if (failure) throw failure;
   }
 
   function onMessage(ws: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
@@ -117,9 +177,17 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
     if (!parsed.ok) return reply({ type: 'error', error: parsed.error, ...(parsed.field ? { field: parsed.field } : {}) });
     const msg = parsed.value;
     if (msg.type === 'ping') return reply({ type: 'pong', t: msg.t, serverTime: Date.now() });
+    if (msg.type === 'shown') {
+      // A frame it could not have been sent is a mistake, not a reason to send more.
+      if (msg.seq >= frameSeq) return reply({ type: 'error', error: `no frame ${msg.seq} was sent (the last was ${frameSeq - 1})`, field: 'seq' });
+      shownSeq = Math.max(shownSeq ?? -1, msg.seq);
+      wake?.();
+      return;
+    }
     // Yaw wraps, so that a page spinning the view for ever never reaches the bound.
     camera = { yaw: Math.atan2(Math.sin(msg.yaw), Math.cos(msg.yaw)), pitch: msg.pitch, distance: msg.distance };
     inputSeq = msg.seq;
+    wake?.();
   }
 
   const idleProbe = setInterval(() => {
@@ -145,6 +213,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       }
       cameraSession = session;
       frameSeq = 0;
+      shownSeq = null;
       stats = { ...stats, client: 'connected' };
       sample = { start: performance.now(), frames: 0, workMs: 0 };
       ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));
