@@ -249,7 +249,7 @@ export type BrowserToRender =
   /** Clock sync: the server answers with its own time. */
   | { type: 'ping'; t: number }
   /**
-   * The frame with this seq is on screen. A page that says so is sent at most two frames past the
+   * The frame with this seq is on screen. A page that says so is sent at most three frames past the
    * last one it showed, so frames never queue on their way to it; one that never does is paced by
    * its socket's buffer alone.
    */
