@@ -13,7 +13,8 @@ db.run('PRAGMA journal_mode = WAL');
 db.run('PRAGMA synchronous = NORMAL');
 const reserve = db.query<{ id: string }, { now: number }>(`
   UPDATE servers SET state = 'reserved', claim_expires = $now + 10000, handed_at = $now, updated_at = $now
-  WHERE id = (SELECT id FROM servers WHERE state = 'ready' AND lease_expires > $now ORDER BY health DESC, handed_at, id LIMIT 1)
+  WHERE id = (SELECT id FROM servers WHERE state = 'ready' AND (SELECT lease_expires FROM leases WHERE leases.id = servers.id) > $now
+    ORDER BY health DESC, handed_at, id LIMIT 1)
   RETURNING id`);
 const setState = db.query<unknown, { id: string; state: string; now: number }>('UPDATE servers SET state = $state, updated_at = $now WHERE id = $id');
 const reserveTx = db.transaction((now: number) => reserve.get({ now }));
