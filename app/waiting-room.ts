@@ -113,6 +113,11 @@ export function createWaitingRoom({ store, allocator, maxQueue, maxPerAddress, f
             : `your address holds all the places in the waiting room it may (${maxPerAddress})`,
         };
       }
+      // The page may have closed while its place was being taken: its leave found nothing to drop.
+      if (notifiers.get(conn) !== notify) {
+        await store.waiting.leave(conn).catch(() => false);
+        return { ok: true };
+      }
       await serve();
       return { ok: true };
     },

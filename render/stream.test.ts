@@ -79,6 +79,28 @@ describe('frame stream', () => {
     assert.equal(client.frames.at(-1)!.seq, last + 3, 'and again no more than three past it');
   });
 
+  test('a page that shows every frame at once still gets the target rate, not more', async () => {
+    const { client } = await streaming(20);
+    client.ws.on('message', (data, isBinary) => {
+      if (isBinary) client.ws.send(JSON.stringify({ type: 'shown', seq: readFrameMeta(new Uint8Array(data as Buffer))!.seq }));
+    });
+    await waitFor('the first frame', () => client.frames.length >= 1);
+    const before = client.frames.length;
+    await sleep(1000);
+    const frames = client.frames.length - before;
+    // Woken by every acknowledgement, the loop ran at twice its rate (40 here).
+    assert.ok(frames >= 14 && frames <= 26, `${frames} frames in a second at 20 fps`);
+  });
+
+  test('a page silent about what it showed for a second is sent frames again', async () => {
+    const { client } = await streaming(50);
+    await waitFor('the first frame', () => client.frames.length >= 1);
+    client.ws.send(JSON.stringify({ type: 'shown', seq: 0 }));
+    await sleep(300);
+    const held = client.frames.length;
+    await waitFor('frames again after the page fell silent', () => client.frames.length >= held + 5, 3000);
+  });
+
   test('a page that never says is paced by the frame rate alone', async () => {
     const { client } = await streaming(100);
     await sleep(500);

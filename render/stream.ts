@@ -57,6 +57,8 @@ const STEERING_MS = 1000;
  * 41 ms against 37 and 42 with three, in alternating runs).
  */
 const MAX_UNSHOWN = 3;
+/** A page silent this long about what it showed is paced by its socket alone again, until it speaks. */
+const SHOWN_PATIENCE_MS = 1000;
 // While idle, one frame is drawn and encoded this often (and thrown away) so that the frame time
 // the dispatcher judges health by is current even when nobody watches.
 const IDLE_PROBE_MS = 1000;
@@ -78,6 +80,9 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   // The last frame the client said is on screen; null while it has said nothing (then only the
   // socket's buffer paces the frames).
   let shownSeq: number | null = null;
+  let shownAt = 0;
+  // Whether the loop waits for the page's word: only then does a `shown` wake it.
+  let heldBack = false;
   // When the last camera message came.
   let steeredAt = -Infinity;
 
@@ -118,7 +123,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        wake = null;
+        if (wake === done) wake = null;
         resolve();
       };
       const timer = setTimeout(done, Math.max(0, due - performance.now()));
@@ -137,9 +142,12 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       if (failure) throw failure;
       const start = performance.now();
       let shows: number | null = null;
-      // Frames sent or being made that the client has not shown yet.
-      const unshown = shownSeq === null ? 0 : frameSeq + inFlight - 1 - shownSeq;
-      if (ws.bufferedAmount > maxBuffered || unshown >= MAX_UNSHOWN) {
+      // Frames sent or being made that the client has not shown yet (a page whose frames stopped
+      // showing, a decode that failed, is not waited for longer than SHOWN_PATIENCE_MS).
+      const listening = shownSeq !== null && performance.now() - shownAt < SHOWN_PATIENCE_MS;
+      const unshown = listening ? frameSeq + inFlight - 1 - shownSeq! : 0;
+      heldBack = unshown >= MAX_UNSHOWN;
+      if (ws.bufferedAmount > maxBuffered || heldBack) {
         measure(null);
       } else {
         const steering = performance.now() - steeredAt < STEERING_MS;
@@ -147,8 +155,10 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
         if (!streaming()) break;
         const capturedAt = Date.now();
         shows = inputSeq;
+        // Timed from here: the wait for the frame before is not this frame's work.
+        const drawStart = performance.now();
         const rgba = renderer.readFrame(pose(), camera);
-        const drawnMs = performance.now() - start;
+        const drawnMs = performance.now() - drawStart;
         meter.drawn(drawnMs / 1000);
         inFlight++;
         const encodeStart = performance.now();
@@ -179,7 +189,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       if (shows === null || inputSeq === shows) await waitUntil(due);
       const earliest = start + intervalMs / 2;
       if (performance.now() < earliest) await new Promise((resolve) => setTimeout(resolve, earliest - performance.now()));
-      due = Math.min(due, performance.now());
+      if (shows !== null && inputSeq !== shows) due = Math.min(due, performance.now());
     }
     await sending;
     if (failure) throw failure;
@@ -196,7 +206,8 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       // A frame it could not have been sent is a mistake, not a reason to send more.
       if (msg.seq >= frameSeq) return reply({ type: 'error', error: `no frame ${msg.seq} was sent (the last was ${frameSeq - 1})`, field: 'seq' });
       shownSeq = Math.max(shownSeq ?? -1, msg.seq);
-      wake?.();
+      shownAt = performance.now();
+      if (heldBack) wake?.();
       return;
     }
     // Yaw wraps, so that a page spinning the view for ever never reaches the bound.
@@ -230,6 +241,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
       cameraSession = session;
       frameSeq = 0;
       shownSeq = null;
+      heldBack = false;
       stats = { ...stats, client: 'connected' };
       sample = { start: performance.now(), frames: 0, workMs: 0 };
       ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));

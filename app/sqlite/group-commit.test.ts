@@ -91,6 +91,19 @@ describe('group commit', () => {
     expect(committed()).toEqual([3]);
   });
 
+  test('a group SQLite rolled back by itself fails its callers, and what follows starts a group of its own', async () => {
+    const { group, committed, endTurn, insert, db } = open();
+    db.run(`CREATE TRIGGER refuse BEFORE INSERT ON t WHEN new.x = 99 BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    const first = group.write(() => insert.get({ x: 1, parent: null }));
+    const refused = group.write(() => insert.get({ x: 99, parent: null }));
+    const after = group.write(() => insert.get({ x: 3, parent: null }));
+    const outcomes = Promise.allSettled([first, refused, after]);
+    endTurn();
+    const [a, b, c] = await outcomes;
+    expect([a.status, b.status, c.status]).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect(committed()).toEqual([3]);
+  });
+
   test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {
     const { group, committed, endTurn, insert } = open();
     const write = group.write(() => insert.get({ x: 1, parent: null }));

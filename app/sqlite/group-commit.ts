@@ -51,7 +51,7 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     // A group whose callers have all gone still fails quietly.
     committed.catch(() => {});
     const group = { committed, resolve, reject };
-    later(() => open === group && commit());
+    later(() => open === group && current() && commit());
     return group;
   }
 
@@ -64,9 +64,26 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       commits++;
       group.resolve();
     } catch (error) {
-      if (db.inTransaction) db.run('ROLLBACK');
-      group.reject(error);
+      try {
+        if (db.inTransaction) db.run('ROLLBACK');
+      } finally {
+        group.reject(error);
+      }
     }
+  }
+
+  /**
+   * The open group, unless SQLite rolled it back by itself (a full disk, an I/O error): then its
+   * callers fail, and what follows starts a group of its own rather than write outside one.
+   */
+  function current(): Group | null {
+    if (open && !db.inTransaction) {
+      const lost = open;
+      open = null;
+      openGroups.delete(db);
+      lost.reject(new Error('the lease file rolled the transaction back'));
+    }
+    return open;
   }
 
   return {
@@ -76,7 +93,7 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       let group: Group;
       let result: T;
       try {
-        group = open ??= begin();
+        group = current() ?? (open = begin());
         result = step();
       } catch (error) {
         return Promise.reject(error);
@@ -90,10 +107,11 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       } catch (error) {
         return Promise.reject(error);
       }
-      return open ? open.committed.then(() => result) : Promise.resolve(result);
+      const group = current();
+      return group ? group.committed.then(() => result) : Promise.resolve(result);
     },
     flush(): void {
-      if (open) commit();
+      if (current()) commit();
     },
     get commits() {
       return commits;

@@ -61,7 +61,12 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   const announce = (from: string, serverId?: string) => {
     for (const [owner, listeners] of views) {
       if (owner === from) continue;
-      for (const listener of listeners) listener(serverId ? { serverId } : {});
+      // A listener that fails (a worker just gone) must not keep the others from being told.
+      for (const listener of listeners) {
+        try {
+          listener(serverId ? { serverId } : {});
+        } catch {}
+      }
     }
   };
 
