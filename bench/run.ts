@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, flagTable, readFlags, usageOf } from '../common/flags.ts';
 import { configFromArgv } from '../common/node/entry.ts';
+import * as allocation from './allocation.ts';
 import * as dispatch from './dispatch.ts';
 import * as failure from './failure-detection.ts';
 import * as flock from './flock.ts';
@@ -26,10 +27,10 @@ interface Outcome {
 
 const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async dispatch(smoke) {
-    const costs = await dispatch.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
+    const costs = await allocation.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
     const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
     return {
-      table: `${dispatch.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows)}`,
+      table: `${allocation.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows)}`,
       raw: { allocation: costs, rows },
       charts: { dispatch: dispatch.dispatchChart(rows) },
     };

@@ -87,15 +87,23 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   let steeredAt = -Infinity;
 
   // Draw and read back, then encode: timed apart, as the two are slow for different reasons (the
-  // GPU and the frame's size; the CPU and the quality).
-  async function drawFrame(): Promise<Buffer> {
+  // GPU and the frame's size; the CPU and the quality). The loop encodes one frame while it draws
+  // the next.
+  function draw(): { rgba: Buffer; drawnMs: number } {
     const start = performance.now();
     const rgba = renderer.readFrame(pose(), camera);
-    const drawn = performance.now();
-    meter.drawn((drawn - start) / 1000);
+    const drawnMs = performance.now() - start;
+    meter.drawn(drawnMs / 1000);
+    return { rgba, drawnMs };
+  }
+
+  /** The frame as JPEG, and the work it took: its draw and its encode. */
+  async function toJpeg({ rgba, drawnMs }: { rgba: Buffer; drawnMs: number }): Promise<{ jpeg: Buffer; workMs: number }> {
+    const start = performance.now();
     const jpeg = await encodeJpeg(rgba, renderer.size, quality);
-    meter.encoded((performance.now() - drawn) / 1000);
-    return jpeg;
+    const encodeMs = performance.now() - start;
+    meter.encoded(encodeMs / 1000);
+    return { jpeg, workMs: drawnMs + encodeMs };
   }
 
   function measure(workMs: number | null): void {
@@ -156,17 +164,9 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
         const capturedAt = Date.now();
         shows = inputSeq;
         // Timed from here: the wait for the frame before is not this frame's work.
-        const drawStart = performance.now();
-        const rgba = renderer.readFrame(pose(), camera);
-        const drawnMs = performance.now() - drawStart;
-        meter.drawn(drawnMs / 1000);
+        const drawn = draw();
         inFlight++;
-        const encodeStart = performance.now();
-        const encoded = encodeJpeg(rgba, renderer.size, quality).then((jpeg) => {
-          const encodeMs = performance.now() - encodeStart;
-          meter.encoded(encodeMs / 1000);
-          return { jpeg, workMs: drawnMs + encodeMs };
-        });
+        const encoded = toJpeg(drawn);
         const input = shows;
         sending = Promise.all([sending, encoded])
           .then(([, { jpeg, workMs }]) => {
@@ -220,7 +220,7 @@ export function createFrameStream({ id, renderer, fps, quality, spin, maxBuffere
   const idleProbe = setInterval(() => {
     if (client) return;
     const start = performance.now();
-    drawFrame().then(
+    (async () => toJpeg(draw()))().then(
       () => {
         // Smoothed, so that one frame slowed by a passing load does not make the server look sick.
         const took = performance.now() - start;

@@ -79,4 +79,5 @@ export const CONTROL_TEMPLATES = [
 export const RENDER_TEMPLATES = [
   { type: 'camera', seq: 1, yaw: 0.5, pitch: 0.2, distance: 4 },
   { type: 'ping', t: 1 },
+  { type: 'shown', seq: 0 },
 ] as const;

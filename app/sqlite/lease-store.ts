@@ -12,10 +12,7 @@ import type { ClientState } from '../../common/protocol.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import {
   type Allocation,
-  type Beat,
-  type BeatInput,
   type Change,
-  type Health,
   type LeaseStore,
   type RegisterInput,
   type RegisterResult,
@@ -23,6 +20,7 @@ import {
 } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
 import { createGroupCommit } from './group-commit.ts';
+import { openHeartbeats } from './heartbeats.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
@@ -131,35 +129,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
     SELECT id FROM ${SERVERS} WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
-  // The reported client reconciles the state: a draining server stays draining, a reservation
-  // stays until its client arrives or its deadline passes. Health is the frame rate its frame time
-  // allows, as a share of its target (unmeasured counts as whole), rounded down to a step of 0.1
-  // (it can reach at least this), so that servers about as healthy as each other take turns.
-  const HEALTH = `CASE WHEN $frameMs > 0 AND target_fps > 0 THEN CAST(min(1.0, 1000.0 / ($frameMs * target_fps)) * 10 AS INTEGER) / 10.0 ELSE 1.0 END`;
-  const STATE = `CASE WHEN state = 'draining' THEN 'draining' WHEN $client = 'connected' THEN 'busy'
-    WHEN state = 'reserved' AND claim_expires > $now THEN 'reserved' ELSE 'ready' END`;
-  const CLAIM = `CASE WHEN $client = 'none' AND state = 'reserved' AND claim_expires > $now THEN claim_expires ELSE NULL END`;
-  type BeatParams = { id: string; conn: string; now: number } & Health;
-  type Held = Pick<Beat, 'url' | 'state'>;
-  // Most heartbeats change nothing the servers row holds (state, health, claim, client): such a
-  // beat only reads it, and writes its narrow lease row. The rest update the servers row too.
-  const HOLDER = `WHERE id = $id AND conn = $conn AND state != 'offline'`;
-  const unchanged = db.query<Held, BeatParams>(`
-    SELECT url, state FROM servers ${HOLDER} AND health = ${HEALTH} AND state = ${STATE} AND claim_expires IS ${CLAIM} AND client = $client`);
-  const changed = db.query<Held, BeatParams>(`
-    UPDATE servers SET client = $client, updated_at = $now, health = ${HEALTH}, state = ${STATE}, claim_expires = ${CLAIM}
-    ${HOLDER}
-    RETURNING url, state`);
-  const extend = db.query<unknown, { id: string; leaseExpires: number; fps: number; frameMs: number }>(
-    'UPDATE leases SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs WHERE id = $id',
-  );
-  const heartbeat = (params: BeatParams, leaseExpires: number): Beat | null => {
-    const held = unchanged.get(params) ?? changed.get(params);
-    if (!held) return null;
-    extend.run({ id: params.id, leaseExpires, fps: params.fps, frameMs: params.frameMs });
-    return { url: held.url, state: held.state, leaseExpires };
-  };
-
   // When the client leaves, its session may come back for the server within the grace period.
   const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
     UPDATE servers SET client = $client, claim_expires = NULL, updated_at = $now,
@@ -209,9 +178,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     `DELETE FROM servers WHERE (state = 'offline' AND updated_at <= $before) OR id IN (SELECT id FROM leases WHERE lease_expires <= $before)`,
   );
 
-  const heartbeatTx = db.transaction((beats: BeatInput[], ttlMs: number, now: number): (Beat | null)[] =>
-    beats.map(({ id, conn, ageMs, health }) => heartbeat({ id, conn, now, ...health }, now - ageMs + ttlMs)),
-  );
+  const heartbeatTx = openHeartbeats(db);
 
   const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
     const existing = byId.get({ id: input.id });

@@ -1,7 +1,7 @@
 // The SQLite lease file: its settings (WAL), and its tables built by numbered migrations that run
 // in one write transaction, so two processes opening the same file never both migrate it and a
 // started dispatcher never drops leases. The statements on the tables are in lease-store.ts,
-// request-memo.ts, waiting-list.ts and server-listing.ts beside this file.
+// heartbeats.ts, request-memo.ts, waiting-list.ts and server-listing.ts beside this file.
 
 import { Database } from 'bun:sqlite';
 import { SchemaTooNew } from '../lease-store.ts';
