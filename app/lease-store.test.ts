@@ -384,5 +384,69 @@ for (const engine of ENGINES) {
       expect(ids).toHaveLength(20);
       expect(new Set(ids).size).toBe(20);
     });
+
+    // A store may remember that nothing is free (SQLite does); whatever frees a server must still
+    // reach the next page at once. Each step empties the pool, asks (none), frees one way, asks again.
+    test('at a full fleet, a server is handed out the moment anything frees one', async () => {
+      const s = await store();
+      const other = await engine.another(clock);
+      at(1000);
+      await register(s, 'a');
+      const full = async () => expect(await s.allocate(CLAIM, 0.5)).toBeNull();
+      const next = async () => (await s.allocate(CLAIM, 0.5))?.id ?? null;
+      // A reservation whose page never comes: free at its claim deadline, not a moment before.
+      const claimed = await s.allocate(CLAIM);
+      at(1000 + CLAIM - 1);
+      await s.heartbeat('a', 'conn-a', TTL, idle);
+      await full();
+      at(claimed!.claimExpires);
+      expect(await next()).toBe('a');
+      // Its client left.
+      await s.setClient('a', 'conn-a', 'connected');
+      await full();
+      await s.setClient('a', 'conn-a', 'none');
+      expect(await next()).toBe('a');
+      // Released by a page gone before it got the URL.
+      await full();
+      await s.release('a');
+      expect(await next()).toBe('a');
+      // Undrained.
+      await s.setClient('a', 'conn-a', 'none');
+      await s.drain('a');
+      await full();
+      await s.undrain('a');
+      expect(await next()).toBe('a');
+      // A new server registered.
+      await full();
+      await register(s, 'b');
+      expect(await next()).toBe('b');
+      // A server too slow to hand out reports a faster frame.
+      await s.heartbeat('b', 'conn-b', TTL, { fps: 10, frameMs: 100, client: 'none' });
+      await s.setClient('b', 'conn-b', 'none');
+      await full();
+      await s.heartbeat('b', 'conn-b', TTL, { fps: 60, frameMs: 5, client: 'none' });
+      expect(await next()).toBe('b');
+      // A lease that ran out, revived by a late heartbeat.
+      await s.setClient('b', 'conn-b', 'none');
+      at(clock.t + TTL);
+      await full();
+      await s.heartbeat('b', 'conn-b', TTL, idle);
+      expect(await next()).toBe('b');
+      // Freed through another store on the same data (another dispatcher).
+      await full();
+      await other.setClient('b', 'conn-b', 'none');
+      expect(await next()).toBe('b');
+    });
+
+    test('at a full fleet, a page asking again still gets its own unclaimed reservation', async () => {
+      const s = await store();
+      at(1000);
+      await register(s, 'a');
+      const mine = await s.allocate(CLAIM, 0, 'session-1', 'conn-1');
+      expect(await s.allocate(CLAIM, 0, null, 'conn-2')).toBeNull();
+      expect(await s.allocate(CLAIM, 0, null, 'conn-3')).toBeNull();
+      expect((await s.allocate(CLAIM, 0, null, 'conn-1'))?.grantId).toBe(mine!.grantId);
+      expect((await s.allocateSticky('session-1', CLAIM, 0, 'conn-4'))?.grantId).toBe(mine!.grantId);
+    });
   });
 }

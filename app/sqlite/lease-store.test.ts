@@ -74,4 +74,20 @@ describe('SQLite lease file', () => {
     expect(check.query('SELECT count(*) AS n FROM servers').get()).toEqual({ n: 1 });
     check.close();
   });
+
+  test('at a full fleet, a server freed by another process is handed out on its next turn', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    await s.register(input(1));
+    await s.setClient('s1', 'conn-s1', 'connected');
+    expect(await s.allocate(10_000)).toBeNull();
+    expect(await s.allocate(10_000)).toBeNull();
+    // Another process's connection, which this store's memo of a full fleet knows nothing of.
+    const other = new Database(path);
+    other.run("UPDATE servers SET state = 'ready', client = 'none' WHERE id = 's1'");
+    other.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await s.allocate(10_000))?.id).toBe('s1');
+    await s.close();
+  });
 });

@@ -19,6 +19,7 @@ import {
   type ServerRow,
 } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
+import { openFullFleet } from './full-fleet.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { openHeartbeats } from './heartbeats.ts';
 import { openRequestMemo } from './request-memo.ts';
@@ -179,6 +180,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   );
 
   const heartbeatTx = openHeartbeats(db);
+  const fleet = openFullFleet(db);
 
   const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
     const existing = byId.get({ id: input.id });
@@ -198,6 +200,10 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   // answers synchronously, so nothing can come between the two statements.
   const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
     (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
+  // With no server to hand out, a page can only get back a reservation it already holds, and only
+  // while some page holds one (./full-fleet.ts).
+  const pendingWhenFull = ({ pending }: { pending: boolean }, session: string | null, conn: string | null, now: number): Promise<Allocation | null> =>
+    group.read(() => (pending && (session || conn) ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null));
   const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
@@ -223,28 +229,38 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       engine: 'sqlite',
       location: path,
       now: async () => clock.now(),
-      register: (input) => announcing(write(() => registerTx.immediate(input, clock.now())), (result) => (result.ok ? input.id : null)),
+      register: (input) => announcing(write(() => (fleet.forget(), registerTx.immediate(input, clock.now()))), (result) => (result.ok ? input.id : null)),
       allocate: (claimMs, minHealth = 0, session = null, conn = null) => {
         const params = grantParams(claimMs, minHealth, conn);
-        return write(() => pendingOr(session, conn, params.now, () => allocate.get({ ...params, session })));
+        const full = fleet.known(minHealth, params.now);
+        if (full) return pendingWhenFull(full, session, conn, params.now);
+        return write(() =>
+          pendingOr(session, conn, params.now, () => {
+            const got = allocate.get({ ...params, session });
+            if (!got) fleet.found(minHealth, params.now);
+            return got;
+          }),
+        );
       },
       allocateSticky: (session, claimMs, minHealth = 0, conn = null) => {
         const params = grantParams(claimMs, minHealth, conn);
+        const full = fleet.known(minHealth, params.now);
+        if (full) return pendingWhenFull(full, session, conn, params.now);
         return write(() => pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session })));
       },
       pending: ({ session = null, conn = null }) =>
         read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
       heldBy: (session) => read(() => heldBySession.get({ session, now: clock.now() })?.id ?? null),
-      heartbeat: (id, conn, ttlMs, health) => write(() => heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0]),
-      heartbeats: (beats, ttlMs) => write(() => heartbeatTx.immediate(beats, ttlMs, clock.now())),
+      heartbeat: (id, conn, ttlMs, health) => write(() => (fleet.forget(), heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0])),
+      heartbeats: (beats, ttlMs) => write(() => (fleet.forget(), heartbeatTx.immediate(beats, ttlMs, clock.now()))),
       setClient: (id: string, conn: string, client: ClientState, graceMs = 0) => {
         const now = clock.now();
-        const set = write(() => setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0);
+        const set = write(() => (fleet.forget(), setClient.run({ id, conn, client, now, graceUntil: now + graceMs }).changes > 0));
         return announcing(set, (done) => (done && client === 'none' ? id : null));
       },
-      release: (id) => announcing(write(() => release.get({ id, now: clock.now() }) !== null), (released) => (released ? id : null)),
+      release: (id) => announcing(write(() => (fleet.forget(), release.get({ id, now: clock.now() }) !== null)), (released) => (released ? id : null)),
       drain: (id) => write(() => whole(drain.get({ id, now: clock.now() }))),
-      undrain: (id) => announcing(write(() => whole(undrain.get({ id, now: clock.now() }))), (row) => row?.id ?? null),
+      undrain: (id) => announcing(write(() => (fleet.forget(), whole(undrain.get({ id, now: clock.now() })))), (row) => row?.id ?? null),
       disconnect: (id, conn) => write(() => whole(disconnect.get({ id, conn, now: clock.now() }))),
       expired: () => read(() => expiredLive.all({ now: clock.now() })),
       get: (id) => read(() => byId.get({ id }) ?? null),
@@ -277,6 +293,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     view,
     close: () => {
       views.clear();
+      fleet.close();
       group.flush();
       db.run('PRAGMA wal_checkpoint(TRUNCATE)');
       db.close();
