@@ -1,11 +1,14 @@
 // Heartbeats at scale: many simulated render servers heartbeating at 1 Hz. Measures the share of
 // a core the dispatcher spends on them, and the dispatch latency while they run, against the same
-// servers registered but told to heartbeat only every ten minutes, in the same run.
+// servers registered but told to heartbeat only every ten minutes, in the same run. The floor is
+// the bare Bun WebSocket server of the dispatch benchmark taking as many sockets' heartbeats and
+// answering each: what receiving and answering alone cost on this machine.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, simulateRenderServer, startDispatcher, type SimulatedServer } from '../tests/helpers.ts';
+import { encode } from '../common/protocol.ts';
+import { freePort, simulateRenderServer, startDispatcher, startProcess, type SimulatedServer } from '../tests/helpers.ts';
 import { load, DISPATCH_LIMITS } from './dispatch.ts';
 import { cpuShareDuring } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
@@ -74,12 +77,66 @@ async function runOne(options: HeartbeatOptions, heartbeatMs: number, log: (line
   }
 }
 
-/** The same servers twice: first all but silent (the baseline), then beating at 1 Hz. */
-export async function runHeartbeats(options: HeartbeatOptions, log = console.error): Promise<HeartbeatRun[]> {
-  return [await runOne(options, 600_000, log), await runOne(options, 1000, log)];
+export interface HeartbeatFloor {
+  sockets: number;
+  answersPerSecond: number;
+  /** Share of one core the bare server used. */
+  cpu: number;
 }
 
-export function heartbeatTable(runs: HeartbeatRun[]): string {
+/** As many sockets sending a heartbeat at 1 Hz to the bare server, which answers each. */
+async function runFloor(options: HeartbeatOptions, log: (line: string) => void): Promise<HeartbeatFloor> {
+  const port = await freePort();
+  const server = startProcess('bun', ['bench/baseline-server.ts', String(port)]);
+  const sockets: WebSocket[] = [];
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  let answers = 0;
+  try {
+    await server.waitForOutput(/listening/);
+    const beat = encode({ type: 'heartbeat', fps: 0, frameMs: 0, client: 'none' });
+    for (let i = 0; i < options.servers; i += 200) {
+      const batch = Array.from({ length: Math.min(200, options.servers - i) }, () => new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+        ws.onopen = () => {
+          sockets.push(ws);
+          // Spread over the second, as render servers started at different times are.
+          timers.push(setTimeout(() => timers.push(setInterval(() => ws.send(beat), 1000)), Math.random() * 1000));
+          resolve();
+        };
+        ws.onmessage = () => answers++;
+        ws.onerror = () => reject(new Error('the bare server refused a socket'));
+      }));
+      await Promise.all(batch);
+    }
+    await sleep(1200);
+    const before = answers;
+    const { cpuShare, result: elapsed } = await cpuShareDuring(server.child.pid!, async () => {
+      const t0 = performance.now();
+      await sleep(options.measureMs);
+      return performance.now() - t0;
+    });
+    const answersPerSecond = Math.round(((answers - before) * 1000) / elapsed);
+    log(`bare server, ${options.servers} sockets at 1 Hz: ${answersPerSecond} answers/s, ${Math.round(cpuShare * 100)}% of a core`);
+    return { sockets: options.servers, answersPerSecond, cpu: cpuShare };
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    for (const ws of sockets) ws.close();
+    await server.stop();
+  }
+}
+
+export interface HeartbeatResults {
+  /** The same servers twice: first all but silent (the baseline), then beating at 1 Hz. */
+  runs: HeartbeatRun[];
+  floor: HeartbeatFloor;
+}
+
+export async function runHeartbeats(options: HeartbeatOptions, log = console.error): Promise<HeartbeatResults> {
+  const runs = [await runOne(options, 600_000, log), await runOne(options, 1000, log)];
+  return { runs, floor: await runFloor(options, log) };
+}
+
+export function heartbeatTable({ runs, floor }: HeartbeatResults): string {
   const [quiet, beating] = runs;
   return [
     `Heartbeats at scale (${beating.servers} simulated render servers; dispatch load: persistent connections)`,
@@ -93,5 +150,8 @@ export function heartbeatTable(runs: HeartbeatRun[]): string {
     ),
     '',
     `dispatch p99 with heartbeats / without: ${(beating.dispatchP99Ms / quiet.dispatchP99Ms).toFixed(2)}`,
+    '',
+    `floor: the bare Bun WebSocket server answering ${floor.sockets} sockets at 1 Hz (${floor.answersPerSecond} answers/s) used ${Math.round(floor.cpu * 100)}% of a core;`,
+    `the dispatcher's heartbeats cost ${(beating.idleCpu / floor.cpu).toFixed(2)}× that`,
   ].join('\n');
 }

@@ -32,11 +32,14 @@ describe('benchmark smoke runs', () => {
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
 
-  test('heartbeats: the beating servers are answered, the quiet ones are not', async () => {
-    const { result } = await smoke('heartbeats');
-    const [quiet, beating] = result as { heartbeatsPerSecond: number; servers: number }[];
+  test('heartbeats: the beating servers are answered, the quiet ones are not, and the bare server answers as many', async () => {
+    const { result, table } = await smoke('heartbeats');
+    const { runs, floor } = result as { runs: { heartbeatsPerSecond: number; servers: number }[]; floor: { sockets: number; answersPerSecond: number; cpu: number } };
+    const [quiet, beating] = runs;
     assert.equal(quiet.heartbeatsPerSecond, 0);
     assert.ok(beating.heartbeatsPerSecond > beating.servers * 0.5, `${beating.heartbeatsPerSecond} beats/s from ${beating.servers} servers at 1 Hz`);
+    assert.ok(floor.answersPerSecond > floor.sockets * 0.5 && floor.cpu > 0, `the bare server answered ${floor.answersPerSecond}/s from ${floor.sockets} sockets`);
+    assert.match(table, /floor: the bare Bun WebSocket server/);
   });
 
   test('frames: the loop alone and the streamed frames are counted and decoded', async () => {

@@ -184,6 +184,8 @@ export function createLending({ relay, store, local, minHealth, claimMs, log, fa
 
   /** A server lent by a linked dispatcher, or null when none of them has one. */
   async function borrow(request: AllocationRequest): Promise<Grant | null> {
+    // Alone (or with no linked site heard from), a full fleet's `none` costs nothing here.
+    if (peers.size === 0) return null;
     const holder = request.conn ?? request.session ?? crypto.randomUUID();
     for (const peer of lenders()) {
       const lent = await ask(peer.member, request, holder);
