@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
 import { lineChart } from './chart.ts';
+import type { InProcessCycles } from './cycle-in-process.ts';
 import { cpuShareDuring } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
@@ -208,8 +209,11 @@ export function dispatchTable(rows: DispatchRow[]): string {
   ].join('\n');
 }
 
-/** The speed targets that rest on this benchmark, each a ratio within the run. */
-export function dispatchTargets(rows: DispatchRow[]): string {
+/**
+ * The speed targets that rest on this benchmark, each a ratio within the run; with the cycle in
+ * process (no sockets), the most cycles the dispatcher's own code could complete on one core.
+ */
+export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles): string {
   const find = (target: DispatchRow['target'], servers: number | null, clients: number, fleetFull = false) =>
     rows.find((r) => r.target === target && r.servers === servers && r.mode === 'persistent' && r.clients === clients && !!r.fleetFull === fleetFull);
   const baseline64 = find('baseline', null, 64);
@@ -230,6 +234,14 @@ export function dispatchTargets(rows: DispatchRow[]): string {
         ['answers/s to 64 clients at a full fleet, as a share of the bare server\'s', '≥ 50%', `${pct(crowd?.requestsPerSecond, baseline64?.requestsPerSecond)} (${crowd?.requestsPerSecond ?? '-'} / ${baseline64?.requestsPerSecond ?? '-'})`],
       ],
     ),
+    ...(inProcess
+      ? [
+          '',
+          `The same cycle in process, without sockets (${inProcess.servers} servers, ${inProcess.pages} pages): ${inProcess.cyclesPerSecond} cycles/s, ` +
+            `${inProcess.microseconds.toFixed(1)} µs each = ${pct(inProcess.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s: ` +
+            'the most the dispatcher\'s own code and store allow one core with free sockets.',
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { UsageError, flagTable, readFlags, usageOf } from '../common/flags.ts';
 import { configFromArgv } from '../common/node/entry.ts';
 import * as allocation from './allocation.ts';
+import { cyclesInProcess } from './cycle-in-process.ts';
 import * as dispatch from './dispatch.ts';
 import * as failure from './failure-detection.ts';
 import * as flock from './flock.ts';
@@ -29,9 +30,10 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async dispatch(smoke) {
     const costs = await allocation.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
     const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
+    const inProcess = await cyclesInProcess(smoke ? 10 : 1000, smoke ? 8 : 64, smoke ? 300 : 3000);
     return {
-      table: `${allocation.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows)}`,
-      raw: { allocation: costs, rows },
+      table: `${allocation.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows, inProcess)}`,
+      raw: { allocation: costs, rows, inProcess },
       charts: { dispatch: dispatch.dispatchChart(rows) },
     };
   },

@@ -29,6 +29,9 @@ describe('benchmark smoke runs', () => {
     assert.equal(crowd.length, 1);
     assert.ok(crowd[0].requestsPerSecond > 0 && crowd[0].noneShare === 1 && crowd[0].cyclesPerSecond === 0);
     assert.match(table, /Against the targets/);
+    // The cycle without sockets completes cycles too.
+    assert.ok((result.inProcess as { cyclesPerSecond: number }).cyclesPerSecond > 0);
+    assert.match(table, /The same cycle in process, without sockets/);
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
 
