@@ -13,6 +13,7 @@ import { NOW, connect, redact, type Runner } from './client.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, migrate } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
+import { keepStatistics } from './statistics.ts';
 import { openWaitingList } from './waiting-list.ts';
 
 const CHANNEL = 'render_dispatch_changes';
@@ -48,6 +49,15 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
   const announce = (serverId?: string) => {
     sql.notify(CHANNEL, JSON.stringify({ from: owner, ...(serverId ? { serverId } : {}) })).catch(() => {});
   };
+  /**
+   * `change`, an UPDATE … RETURNING id whose parameters end at $`last`, with the notice of each
+   * row it changed sent in the same statement (and so at its commit): no round trip of its own.
+   * `when` (SQL) says which changes are worth telling.
+   */
+  const announcing = (change: string, last: number, when = 'true') =>
+    `WITH changed AS (${change})
+     SELECT id, CASE WHEN ${when} THEN pg_notify($${last + 1}, json_build_object('from', $${last + 2}::text, 'serverId', id)::text) END
+     FROM changed`;
   let listened = false;
   const subscription = await sql.listen(
     CHANNEL,
@@ -68,6 +78,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
   const requests = openRequestMemo(client);
   const waiting = openWaitingList(client, owner, () => announce());
   const listing = openServerListing(client);
+  const statistics = keepStatistics(client);
 
   const rowOf = async (id: string) => (await plain<ServerRow>(`SELECT ${COLUMNS} FROM servers WHERE id = $1`, [id]))[0] ?? null;
   const oneRow = async (text: string, params: unknown[]) => (await timed<ServerRow>(text, params))[0] ?? null;
@@ -111,10 +122,33 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     )[0] ?? null;
 
   /**
-   * A page's pending reservation, or else a new one. A connection lives on one dispatcher, so its
-   * requests are taken one at a time here, and the check and the reservation are one statement.
-   * A session may ask through several dispatchers at once: it is serialised across all of them by
-   * an advisory lock held to the end of its transaction.
+   * Reserves the server `pick` selects (one id, FOR UPDATE SKIP LOCKED) unless the page already
+   * holds a reservation not yet claimed, which is answered instead: one statement, one round trip.
+   * $2 is the claim period, $3 the page's session, $4 the grant's id, $5 the page's connection, $6
+   * the least health; `takeSession` gives the server the page's session.
+   */
+  const pendingOrReserve = (pick: string, takeSession: boolean) =>
+    `WITH pending AS (
+       SELECT ${ALLOCATION} FROM servers
+       WHERE (session = $3::text OR holder = $5::text) AND state = 'reserved' AND claim_expires > ${NOW} AND lease_expires > ${NOW}
+       LIMIT 1),
+     reserved AS (
+       UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, ${takeSession ? 'session = $3, ' : ''}session_until = NULL,
+         handed_at = ${NOW}, updated_at = ${NOW}, grant_id = $4, holder = $5
+       WHERE NOT EXISTS (SELECT 1 FROM pending) AND id = (${pick})
+       RETURNING ${ALLOCATION})
+     SELECT * FROM pending UNION ALL SELECT * FROM reserved`;
+  const ALLOCATE = pendingOrReserve(`SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, true);
+  const ALLOCATE_STICKY = pendingOrReserve(
+    `SELECT id FROM servers WHERE session = $3 AND session_until > ${NOW} AND ${FREE('$6')} LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    false,
+  );
+
+  /**
+   * A page's pending reservation, or else a new one (`reserve` checks and reserves in one
+   * statement). A connection lives on one dispatcher, so its requests are taken one at a time
+   * here. A session may ask through several dispatchers at once: it is serialised across all of
+   * them by an advisory lock held to the end of its transaction.
    */
   const connTurns = new Map<string, Promise<unknown>>();
   function inTurn<T>(conn: string, work: () => Promise<T>): Promise<T> {
@@ -124,11 +158,10 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     return turn;
   }
   async function pendingOr(session: string | null, conn: string | null, reserve: (tx?: Runner) => Promise<Allocation[]>): Promise<Allocation | null> {
-    if (!session && !conn) return (await reserve())[0] ?? null;
-    if (!session) return inTurn(conn!, async () => (await pendingFor(null, conn)) ?? (await reserve())[0] ?? null);
+    if (!session) return conn ? inTurn(conn, async () => (await reserve())[0] ?? null) : ((await reserve())[0] ?? null);
     return sql.begin(async (tx) => {
       await plain('SELECT pg_advisory_xact_lock(hashtext($1))', [`session:${session}`], tx);
-      return (await pendingFor(session, conn, tx)) ?? (await reserve(tx))[0] ?? null;
+      return (await reserve(tx))[0] ?? null;
     });
   }
 
@@ -142,6 +175,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
         try {
           const result = await registerOnce(input);
           if (result.ok) announce(input.id);
+          if (result.ok && result.isNew) statistics.registered();
           return result;
         } catch (error) {
           // Another dispatcher inserted the same id or URL meanwhile: look again.
@@ -153,14 +187,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
       pendingOr(session, conn, async (tx) => {
         for (let attempt = 1; ; attempt++) {
-          const reserved = await timed<Allocation>(
-            `UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, session = $3, session_until = NULL,
-               handed_at = ${NOW}, updated_at = ${NOW}, grant_id = $4, holder = $5
-             WHERE id = (SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING ${ALLOCATION}`,
-            [claimMs, session, crypto.randomUUID(), conn, minHealth],
-            tx,
-          );
+          const reserved = await timed<Allocation>(ALLOCATE, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
           if (reserved.length || attempt >= SKIPPED_ATTEMPTS) return reserved;
           // Nothing unlocked was free. The free servers left may only be locked for a moment (a
           // heartbeat batch, another dispatcher's reservation that will fail): look again while
@@ -171,16 +198,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
       }),
 
     allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
-      pendingOr(session, conn, (tx) =>
-        timed<Allocation>(
-          `UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, session_until = NULL, handed_at = ${NOW}, updated_at = ${NOW},
-             grant_id = $4, holder = $5
-           WHERE id = (SELECT id FROM servers WHERE session = $3 AND session_until > ${NOW} AND ${FREE('$6')} LIMIT 1 FOR UPDATE SKIP LOCKED)
-           RETURNING ${ALLOCATION}`,
-          [claimMs, session, crypto.randomUUID(), conn, minHealth],
-          tx,
-        ),
-      ),
+      pendingOr(session, conn, (tx) => timed<Allocation>(ALLOCATE_STICKY, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx)),
 
     pending: ({ session = null, conn = null }) => (session || conn ? pendingFor(session, conn) : Promise.resolve(null)),
 
@@ -211,24 +229,30 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
       return beats.map(({ id }) => byId.get(id) ?? null);
     },
 
-    async setClient(id, conn, client, graceMs = 0) {
-      const rows = await timed(
-        `UPDATE servers SET client = $4::text, claim_expires = NULL, updated_at = ${NOW},
-           session_until = CASE WHEN $4::text = 'none' AND session IS NOT NULL THEN ${NOW} + $5 ELSE NULL END,
-           handed_at = CASE WHEN $4::text = 'none' AND session IS NOT NULL THEN ${NOW} + $5 ELSE handed_at END,
-           state = CASE WHEN state = 'draining' THEN 'draining' WHEN $4::text = 'connected' THEN 'busy' ELSE 'ready' END
-         WHERE id = $2 AND conn = $3 AND state <> 'offline' RETURNING id`,
-        [id, conn, client, graceMs],
-      );
-      if (rows.length && client === 'none') announce(id);
-      return rows.length > 0;
-    },
+    // A client leaving frees its server: that is told.
+    setClient: async (id, conn, client, graceMs = 0) =>
+      (
+        await timed(
+          announcing(
+            `UPDATE servers SET client = $4::text, claim_expires = NULL, updated_at = ${NOW},
+               session_until = CASE WHEN $4::text = 'none' AND session IS NOT NULL THEN ${NOW} + $5 ELSE NULL END,
+               handed_at = CASE WHEN $4::text = 'none' AND session IS NOT NULL THEN ${NOW} + $5 ELSE handed_at END,
+               state = CASE WHEN state = 'draining' THEN 'draining' WHEN $4::text = 'connected' THEN 'busy' ELSE 'ready' END
+             WHERE id = $2 AND conn = $3 AND state <> 'offline' RETURNING id`,
+            5,
+            `$4::text = 'none'`,
+          ),
+          [id, conn, client, graceMs, CHANNEL, owner],
+        )
+      ).length > 0,
 
-    async release(id) {
-      const released = (await timed(`UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = ${NOW} WHERE id = $2 AND state = 'reserved' RETURNING id`, [id])).length > 0;
-      if (released) announce(id);
-      return released;
-    },
+    release: async (id) =>
+      (
+        await timed(
+          announcing(`UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = ${NOW} WHERE id = $2 AND state = 'reserved' RETURNING id`, 2),
+          [id, CHANNEL, owner],
+        )
+      ).length > 0,
 
     drain: (id) =>
       oneRow(
@@ -269,8 +293,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
           [retentionMs],
         )
       )[0].n,
-    // Autovacuum keeps the tables' size in check.
-    maintain: async () => {},
+    maintain: statistics.maintain,
     requests,
     waiting,
     keepAlive: waiting.keepAlive,
