@@ -70,4 +70,35 @@ describe('PostgreSQL lease store', () => {
     expect(s.location).toBe(`postgres://postgres:***@127.0.0.1:${port}/postgres`);
     await s.close();
   });
+
+  test("the planner's counts follow the fleet: analysed as servers register, vacuumed and analysed on maintenance", async () => {
+    const url = await database();
+    const s = await openPostgresStore(url);
+    const sql = new SQL(url, { max: 1 });
+    const stats = async () =>
+      (await sql.unsafe(`SELECT last_analyze, last_vacuum FROM pg_stat_user_tables WHERE schemaname = '${SCHEMA}' AND relname = 'servers'`))[0] as {
+        last_analyze: Date | null;
+        last_vacuum: Date | null;
+      };
+    for (let i = 0; i < 100; i++) await s.register({ ...input, id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}` });
+    // The count is made in the background; the database publishes it within a second or so.
+    const deadline = Date.now() + 5000;
+    while (!(await stats())?.last_analyze && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await stats()).last_analyze).not.toBeNull();
+    // Allocation then walks the free servers' index in order instead of sorting every row.
+    await sql.unsafe(`SET search_path = ${SCHEMA}`);
+    const plan = (await sql.unsafe(
+      `EXPLAIN SELECT id FROM servers WHERE state IN ('ready', 'reserved') AND (state = 'ready' OR claim_expires <= 0) AND lease_expires > 0 AND health >= 0.1
+       ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    )).map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+    expect(plan).toContain('Index Scan using servers_free');
+    expect(plan).not.toContain('Sort');
+    expect((await stats()).last_vacuum).toBeNull();
+    await s.maintain();
+    const vacuumed = Date.now() + 5000;
+    while (!(await stats()).last_vacuum && Date.now() < vacuumed) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await stats()).last_vacuum).not.toBeNull();
+    await sql.close();
+    await s.close();
+  }, 15_000);
 });
