@@ -448,5 +448,16 @@ for (const engine of ENGINES) {
       expect((await s.allocate(CLAIM, 0, null, 'conn-1'))?.grantId).toBe(mine!.grantId);
       expect((await s.allocateSticky('session-1', CLAIM, 0, 'conn-4'))?.grantId).toBe(mine!.grantId);
     });
+
+    test('at a full fleet for healthy servers, a page given a slower one gets it back asking again', async () => {
+      const s = await store();
+      at(1000);
+      await register(s, 'slow');
+      await s.heartbeat('slow', 'conn-slow', TTL, { fps: 10, frameMs: 100, client: 'none' });
+      expect(await s.allocate(CLAIM, 0.5, null, 'conn-1')).toBeNull();
+      const given = await s.allocate(CLAIM, 0, null, 'conn-1');
+      expect(given?.id).toBe('slow');
+      expect((await s.allocate(CLAIM, 0.5, null, 'conn-1'))?.grantId).toBe(given!.grantId);
+    });
   });
 }

@@ -91,6 +91,7 @@ async function runFloor(options: HeartbeatOptions, log: (line: string) => void):
   const sockets: WebSocket[] = [];
   const timers: ReturnType<typeof setTimeout>[] = [];
   let answers = 0;
+  let stopped = false;
   try {
     await server.waitForOutput(/listening/);
     const beat = encode({ type: 'heartbeat', fps: 0, frameMs: 0, client: 'none' });
@@ -99,6 +100,8 @@ async function runFloor(options: HeartbeatOptions, log: (line: string) => void):
         const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
         ws.onopen = () => {
           sockets.push(ws);
+          // A socket opening after a failure has stopped the run beats no more.
+          if (stopped) return ws.close();
           // Spread over the second, as render servers started at different times are.
           timers.push(setTimeout(() => timers.push(setInterval(() => ws.send(beat), 1000)), Math.random() * 1000));
           resolve();
@@ -119,6 +122,7 @@ async function runFloor(options: HeartbeatOptions, log: (line: string) => void):
     log(`bare server, ${options.servers} sockets at 1 Hz: ${answersPerSecond} answers/s, ${Math.round(cpuShare * 100)}% of a core`);
     return { sockets: options.servers, answersPerSecond, cpu: cpuShare };
   } finally {
+    stopped = true;
     for (const timer of timers) clearTimeout(timer);
     for (const ws of sockets) ws.close();
     await server.stop();

@@ -20,14 +20,15 @@ function open() {
   const outside = new Database(join(dir, 'test.db'), { readonly: true });
   const committed = () => outside.query<{ x: number }, []>('SELECT x FROM t ORDER BY x').all().map((row) => row.x);
   let pendingCommit: (() => void) | null = null;
-  const group = createGroupCommit(db, (commit) => (pendingCommit = commit));
+  let rollbacks = 0;
+  const group = createGroupCommit(db, (commit) => (pendingCommit = commit), () => rollbacks++);
   const endTurn = () => {
     const commit = pendingCommit;
     pendingCommit = null;
     commit?.();
   };
   const insert = db.query<{ x: number }, { x: number; parent: number | null }>('INSERT INTO t (x, parent) VALUES ($x, $parent) RETURNING x');
-  return { db, group, committed, endTurn, insert };
+  return { db, group, committed, endTurn, insert, rollbacks: () => rollbacks };
 }
 
 describe('group commit', () => {
@@ -72,7 +73,7 @@ describe('group commit', () => {
   });
 
   test('a failed commit rolls the group back and fails every caller; the next group starts clean', async () => {
-    const { group, committed, endTurn, insert, db } = open();
+    const { group, committed, endTurn, insert, db, rollbacks } = open();
     db.run('PRAGMA foreign_keys = ON');
     const fine = group.write(() => insert.get({ x: 1, parent: null }));
     // The reference is checked at commit: the whole group fails there.
@@ -85,6 +86,7 @@ describe('group commit', () => {
     }
     expect(committed()).toEqual([]);
     expect(db.inTransaction).toBe(false);
+    expect(rollbacks()).toBe(1);
     const next = group.write(() => insert.get({ x: 3, parent: null }));
     endTurn();
     await next;
@@ -92,7 +94,7 @@ describe('group commit', () => {
   });
 
   test('a group SQLite rolled back by itself fails its callers, and what follows starts a group of its own', async () => {
-    const { group, committed, endTurn, insert, db } = open();
+    const { group, committed, endTurn, insert, db, rollbacks } = open();
     db.run(`CREATE TRIGGER refuse BEFORE INSERT ON t WHEN new.x = 99 BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
     const first = group.write(() => insert.get({ x: 1, parent: null }));
     const refused = group.write(() => insert.get({ x: 99, parent: null }));
@@ -102,6 +104,8 @@ describe('group commit', () => {
     const [a, b, c] = await outcomes;
     expect([a.status, b.status, c.status]).toEqual(['rejected', 'rejected', 'fulfilled']);
     expect(committed()).toEqual([3]);
+    // Whoever remembers what the group wrote is told it was undone.
+    expect(rollbacks()).toBe(1);
   });
 
   test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {

@@ -33,8 +33,11 @@ interface Group {
 /** The open transactions of this process, by connection. */
 const openGroups = new Map<Database, () => void>();
 
-/** `later` runs the commit after the turn's other callbacks (setImmediate in the dispatcher). */
-export function createGroupCommit(db: Database, later: (commit: () => void) => void = setImmediate): GroupCommit {
+/**
+ * `later` runs the commit after the turn's other callbacks (setImmediate in the dispatcher);
+ * `rolledBack` is told when a group's writes were undone, whatever undid them.
+ */
+export function createGroupCommit(db: Database, later: (commit: () => void) => void = setImmediate, rolledBack: () => void = () => {}): GroupCommit {
   let open: Group | null = null;
   let commits = 0;
 
@@ -67,6 +70,7 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       try {
         if (db.inTransaction) db.run('ROLLBACK');
       } finally {
+        rolledBack();
         group.reject(error);
       }
     }
@@ -81,6 +85,7 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       const lost = open;
       open = null;
       openGroups.delete(db);
+      rolledBack();
       lost.reject(new Error('the lease file rolled the transaction back'));
     }
     return open;

@@ -90,4 +90,36 @@ describe('SQLite lease file', () => {
     expect((await s.allocate(10_000))?.id).toBe('s1');
     await s.close();
   });
+
+  test('at a full fleet, a server freed through another connection of the process is handed out in the same turn', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    const other = openSqliteStore(path);
+    await s.register(input(1));
+    await s.setClient('s1', 'conn-s1', 'connected');
+    expect(await s.allocate(10_000)).toBeNull();
+    // Not awaited: the write is made at once, and the memo must not outlive it.
+    const freeing = other.setClient('s1', 'conn-s1', 'none');
+    expect((await s.allocate(10_000))?.id).toBe('s1');
+    expect(await freeing).toBe(true);
+    await other.close();
+    await s.close();
+  });
+
+  test('at a full fleet, what a rolled-back transaction reserved is handed out again', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    await s.register(input(1));
+    await s.register(input(2));
+    // A write the file refuses by rolling the whole transaction back (as a full disk would).
+    const db = new Database(path);
+    db.run(`CREATE TRIGGER trap BEFORE UPDATE ON servers WHEN new.id = 's2' AND new.state = 'draining' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    db.close();
+    await s.setClient('s2', 'conn-s2', 'connected');
+    // One turn: s1 reserved, the fleet found full, and then everything rolled back.
+    const outcomes = await Promise.allSettled([s.allocate(10_000, 0, null, 'page-1'), s.allocate(10_000, 0, null, 'page-2'), s.drain('s2')]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect((await s.allocate(10_000, 0, null, 'page-3'))?.id).toBe('s1');
+    await s.close();
+  });
 });

@@ -52,7 +52,9 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
 
 export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
-  const group = createGroupCommit(db);
+  // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be.
+  const fleet = openFullFleet(db);
+  const group = createGroupCommit(db, setImmediate, () => fleet.forget());
   const requests = openRequestMemo(db, group, clock);
   const listing = openServerListing(db, group, clock);
   // Each view's listener, by its owner id: a view is not told what it did itself.
@@ -180,7 +182,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   );
 
   const heartbeatTx = openHeartbeats(db);
-  const fleet = openFullFleet(db);
 
   const registerTx = db.transaction((input: RegisterInput, now: number): RegisterResult => {
     const existing = byId.get({ id: input.id });
@@ -237,7 +238,8 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
         return write(() =>
           pendingOr(session, conn, params.now, () => {
             const got = allocate.get({ ...params, session });
-            if (!got) fleet.found(minHealth, params.now);
+            if (got) fleet.forget();
+            else fleet.found(minHealth, params.now);
             return got;
           }),
         );
@@ -246,7 +248,13 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
         const params = grantParams(claimMs, minHealth, conn);
         const full = fleet.known(minHealth, params.now);
         if (full) return pendingWhenFull(full, session, conn, params.now);
-        return write(() => pendingOr(session, conn, params.now, () => allocateSticky.get({ ...params, session })));
+        return write(() =>
+          pendingOr(session, conn, params.now, () => {
+            const got = allocateSticky.get({ ...params, session });
+            if (got) fleet.forget();
+            return got;
+          }),
+        );
       },
       pending: ({ session = null, conn = null }) =>
         read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
