@@ -209,6 +209,32 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
   };
+  /**
+   * A page's reservation: the one it holds, else the one `reserve` makes. A new reservation
+   * forgets the full-fleet memo (its page may ask for it again); at a full fleet only the one it
+   * holds is looked for. `everyServer`: finding nothing means no server at all is free (sticky
+   * return looks at one server only).
+   */
+  const reservation = (
+    claimMs: number,
+    minHealth: number,
+    session: string | null,
+    conn: string | null,
+    reserve: (params: AllocateParams & { session: string | null }) => Allocation | null,
+    everyServer: boolean,
+  ): Promise<Allocation | null> => {
+    const params = grantParams(claimMs, minHealth, conn);
+    const full = fleet.known(minHealth, params.now);
+    if (full) return pendingWhenFull(full, session, conn, params.now);
+    return group.write(() =>
+      pendingOr(session, conn, params.now, () => {
+        const got = reserve({ ...params, session });
+        if (got) fleet.forget();
+        else if (everyServer) fleet.found(minHealth, params.now);
+        return got;
+      }),
+    );
+  };
 
   // bun:sqlite answers synchronously; the interface is asynchronous because a database across the
   // network cannot be. Each method runs its statements at once, in this turn's transaction when it
@@ -231,31 +257,10 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       location: path,
       now: async () => clock.now(),
       register: (input) => announcing(write(() => (fleet.forget(), registerTx.immediate(input, clock.now()))), (result) => (result.ok ? input.id : null)),
-      allocate: (claimMs, minHealth = 0, session = null, conn = null) => {
-        const params = grantParams(claimMs, minHealth, conn);
-        const full = fleet.known(minHealth, params.now);
-        if (full) return pendingWhenFull(full, session, conn, params.now);
-        return write(() =>
-          pendingOr(session, conn, params.now, () => {
-            const got = allocate.get({ ...params, session });
-            if (got) fleet.forget();
-            else fleet.found(minHealth, params.now);
-            return got;
-          }),
-        );
-      },
-      allocateSticky: (session, claimMs, minHealth = 0, conn = null) => {
-        const params = grantParams(claimMs, minHealth, conn);
-        const full = fleet.known(minHealth, params.now);
-        if (full) return pendingWhenFull(full, session, conn, params.now);
-        return write(() =>
-          pendingOr(session, conn, params.now, () => {
-            const got = allocateSticky.get({ ...params, session });
-            if (got) fleet.forget();
-            return got;
-          }),
-        );
-      },
+      allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
+        reservation(claimMs, minHealth, session, conn, (params) => allocate.get(params), true),
+      allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
+        reservation(claimMs, minHealth, session, conn, (params) => allocateSticky.get({ ...params, session }), false),
       pending: ({ session = null, conn = null }) =>
         read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
       heldBy: (session) => read(() => heldBySession.get({ session, now: clock.now() })?.id ?? null),
