@@ -1,7 +1,7 @@
 // The lease store on PostgreSQL, for several dispatchers sharing one truth. Every deadline is set
-// and compared on the database's clock (see NOW in client.ts). Allocation is one statement that
-// locks the row it picks and skips rows other dispatchers hold locked, so concurrent dispatchers
-// never hand out one server twice and never wait on each other. What may free a server, and every
+// and compared on the database's clock (see NOW in client.ts). Allocation is one statement
+// (allocation.ts) that locks the row it picks and skips rows other dispatchers hold locked, so
+// concurrent dispatchers never hand out one server twice and never wait on each other. What may free a server, and every
 // change to the waiting line, is announced on one NOTIFY channel; each dispatcher listens and wakes
 // its waiting pages. Notices sent while a dispatcher's listening connection was down are lost, so
 // when it listens again it wakes them anyway.
@@ -9,6 +9,7 @@
 import type { Clock } from '../clock.ts';
 import type { Allocation, Beat, Change, LeaseStore, RegisterResult, ServerRow } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
+import { ALLOCATE, ALLOCATE_STICKY, FREE, PENDING } from './allocation.ts';
 import { NOW, connect, redact, type Runner } from './client.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, migrate } from './schema.ts';
@@ -17,10 +18,6 @@ import { keepStatistics } from './statistics.ts';
 import { openWaitingList } from './waiting-list.ts';
 
 const CHANNEL = 'render_dispatch_changes';
-const ALLOCATION = `id, url, key, claim_expires AS "claimExpires", handed_at AS "handedAt", grant_id AS "grantId", session`;
-/** A free server: ready, or reserved by a page that did not come in time; live and healthy enough ($minHealth). */
-const FREE = (minHealth: string) =>
-  `state IN ('ready', 'reserved') AND (state = 'ready' OR claim_expires <= ${NOW}) AND lease_expires > ${NOW} AND health >= ${minHealth}`;
 /** How many times an allocation that found every free server locked looks again. */
 const SKIPPED_ATTEMPTS = 5;
 /** How many times a registration that raced another for the same id or URL is tried again. */
@@ -110,43 +107,9 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     });
   }
 
-  const pendingFor = async (session: string | null, conn: string | null, tx?: Runner) =>
-    (
-      await timed<Allocation>(
-        `SELECT ${ALLOCATION} FROM servers
-         WHERE (session = $2::text OR holder = $3::text) AND state = 'reserved' AND claim_expires > ${NOW} AND lease_expires > ${NOW}
-         LIMIT 1`,
-        [session, conn],
-        tx,
-      )
-    )[0] ?? null;
-
-  /**
-   * Reserves the server `pick` selects (one id, FOR UPDATE SKIP LOCKED) unless the page already
-   * holds a reservation not yet claimed, which is answered instead: one statement, one round trip.
-   * $2 is the claim period, $3 the page's session, $4 the grant's id, $5 the page's connection, $6
-   * the least health; `takeSession` gives the server the page's session.
-   */
-  const pendingOrReserve = (pick: string, takeSession: boolean) =>
-    `WITH pending AS (
-       SELECT ${ALLOCATION} FROM servers
-       WHERE (session = $3::text OR holder = $5::text) AND state = 'reserved' AND claim_expires > ${NOW} AND lease_expires > ${NOW}
-       LIMIT 1),
-     reserved AS (
-       UPDATE servers SET state = 'reserved', claim_expires = ${NOW} + $2, ${takeSession ? 'session = $3, ' : ''}session_until = NULL,
-         handed_at = ${NOW}, updated_at = ${NOW}, grant_id = $4, holder = $5
-       WHERE NOT EXISTS (SELECT 1 FROM pending) AND id = (${pick})
-       RETURNING ${ALLOCATION})
-     SELECT * FROM pending UNION ALL SELECT * FROM reserved`;
-  const ALLOCATE = pendingOrReserve(`SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, true);
-  const ALLOCATE_STICKY = pendingOrReserve(
-    `SELECT id FROM servers WHERE session = $3 AND session_until > ${NOW} AND ${FREE('$6')} LIMIT 1 FOR UPDATE SKIP LOCKED`,
-    false,
-  );
-
   /**
    * A page's pending reservation, or else a new one (`reserve` checks and reserves in one
-   * statement). A connection lives on one dispatcher, so its requests are taken one at a time
+   * statement, ./allocation.ts). A connection lives on one dispatcher, so its requests are taken one at a time
    * here. A session may ask through several dispatchers at once: it is serialised across all of
    * them by an advisory lock held to the end of its transaction.
    */
@@ -200,7 +163,8 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
       pendingOr(session, conn, (tx) => timed<Allocation>(ALLOCATE_STICKY, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx)),
 
-    pending: ({ session = null, conn = null }) => (session || conn ? pendingFor(session, conn) : Promise.resolve(null)),
+    pending: async ({ session = null, conn = null }) =>
+      session || conn ? ((await timed<Allocation>(PENDING('$2', '$3'), [session, conn]))[0] ?? null) : null,
 
     heldBy: async (session) =>
       (await timed<{ id: string }>(`SELECT id FROM servers WHERE session = $2 AND state = 'busy' AND lease_expires > ${NOW} LIMIT 1`, [session]))[0]

@@ -11,7 +11,6 @@
 import type { ClientState } from '../../common/protocol.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import {
-  type Allocation,
   type Change,
   type LeaseStore,
   type RegisterInput,
@@ -19,6 +18,7 @@ import {
   type ServerRow,
 } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
+import { openAllocation } from './allocation.ts';
 import { openFullFleet } from './full-fleet.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { openHeartbeats } from './heartbeats.ts';
@@ -26,8 +26,6 @@ import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
-
-const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
 
 /** One open lease file, and the dispatchers' views of it. */
 export interface SqliteLeaseFile {
@@ -55,6 +53,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be.
   const fleet = openFullFleet(db);
   const group = createGroupCommit(db, setImmediate, () => fleet.forget());
+  const allocation = openAllocation(db, group, clock, fleet);
   const requests = openRequestMemo(db, group, clock);
   const listing = openServerListing(db, group, clock);
   // Each view's listener, by its owner id: a view is not told what it did itself.
@@ -91,44 +90,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     INSERT INTO leases (id, lease_expires) VALUES ($id, $leaseExpires)
     ON CONFLICT (id) DO UPDATE SET lease_expires = excluded.lease_expires`);
 
-  // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
-  // lease has run out, whose connection closed or that renders far below its target can never be
-  // picked, whether or not anything swept it. The healthiest goes first, then the least recently
-  // handed out; a server kept for a returning session has handed_at set to the end of its grace
-  // period, so it goes last. Each branch walks the servers_free index in order and stops at its
-  // first live row, so the cost does not grow with the number of servers.
-  const LIVE = 'lease_expires > $now AND health >= $minHealth';
-  type AllocateParams = { now: number; claimExpires: number; minHealth: number; grantId: string; holder: string | null };
-  const allocate = db.query<Allocation, AllocateParams & { session: string | null }>(`
-    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
-      handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
-    WHERE id = (
-      SELECT id FROM (
-        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'ready' AND ${LIVE}
-                       ORDER BY health DESC, handed_at, id LIMIT 1)
-        UNION ALL
-        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
-                       ORDER BY health DESC, handed_at, id LIMIT 1))
-      ORDER BY health DESC, handed_at, id LIMIT 1)
-    RETURNING ${ALLOCATION}`);
-  const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
-    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
-      grant_id = $grantId, holder = $holder
-    WHERE id = (
-      SELECT id FROM ${SERVERS}
-      WHERE session = $session AND session_until > $now AND ${LIVE}
-        AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
-      LIMIT 1)
-    RETURNING ${ALLOCATION}`);
-  // A reservation not yet claimed, held by this page's session or connection: asked again, the
-  // page gets that one back instead of a second server. It looks the session and the connection up
-  // by their indexes (`+state` keeps SQLite from walking every reservation instead), and the lease
-  // by a subquery: the same lookup as a join made the two-index search 30 times slower.
-  const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
-    SELECT ${ALLOCATION} FROM servers
-    WHERE (session = $session OR holder = $holder) AND +state = 'reserved' AND claim_expires > $now
-      AND (SELECT lease_expires FROM leases WHERE leases.id = servers.id) > $now
-    LIMIT 1`);
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
     SELECT id FROM ${SERVERS} WHERE session = $session AND state = 'busy' AND lease_expires > $now LIMIT 1`);
 
@@ -168,10 +129,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     `SELECT count(*) AS n FROM ${SERVERS} WHERE lease_expires > $now AND state IN ('ready', 'reserved', 'busy')`,
   );
 
-  const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(
-    `SELECT count(*) AS n FROM ${SERVERS} WHERE (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`,
-  );
-
   const expiredLive = db.query<ServerRow, { now: number }>(
     `SELECT ${COLUMNS} FROM ${SERVERS} WHERE state != 'offline' AND lease_expires <= $now`,
   );
@@ -197,45 +154,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     setLease.run({ id: input.id, leaseExpires: now + input.ttlMs });
     return { ok: true, row: byId.get({ id: input.id })!, isNew: decided.isNew, replaced: decided.replaced };
   });
-  // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
-  // answers synchronously, so nothing can come between the two statements.
-  const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
-    (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
-  // With no server to hand out, a page can only get back a reservation it already holds, and only
-  // while some page holds one (./full-fleet.ts).
-  const pendingWhenFull = ({ pending }: { pending: boolean }, session: string | null, conn: string | null, now: number): Promise<Allocation | null> =>
-    group.read(() => (pending && (session || conn) ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null));
-  const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
-    const now = clock.now();
-    return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
-  };
-  /**
-   * A page's reservation: the one it holds, else the one `reserve` makes. A new reservation
-   * forgets the full-fleet memo (its page may ask for it again); at a full fleet only the one it
-   * holds is looked for. `everyServer`: finding nothing means no server at all is free (sticky
-   * return looks at one server only).
-   */
-  const reservation = (
-    claimMs: number,
-    minHealth: number,
-    session: string | null,
-    conn: string | null,
-    reserve: (params: AllocateParams & { session: string | null }) => Allocation | null,
-    everyServer: boolean,
-  ): Promise<Allocation | null> => {
-    const params = grantParams(claimMs, minHealth, conn);
-    const full = fleet.known(minHealth, params.now);
-    if (full) return pendingWhenFull(full, session, conn, params.now);
-    return group.write(() =>
-      pendingOr(session, conn, params.now, () => {
-        const got = reserve({ ...params, session });
-        if (got) fleet.forget();
-        else if (everyServer) fleet.found(minHealth, params.now);
-        return got;
-      }),
-    );
-  };
-
   // bun:sqlite answers synchronously; the interface is asynchronous because a database across the
   // network cannot be. Each method runs its statements at once, in this turn's transaction when it
   // writes, and answers once what it wrote or may have seen is committed (./group-commit.ts).
@@ -257,12 +175,9 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       location: path,
       now: async () => clock.now(),
       register: (input) => announcing(write(() => (fleet.forget(), registerTx.immediate(input, clock.now()))), (result) => (result.ok ? input.id : null)),
-      allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
-        reservation(claimMs, minHealth, session, conn, (params) => allocate.get(params), true),
-      allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
-        reservation(claimMs, minHealth, session, conn, (params) => allocateSticky.get({ ...params, session }), false),
-      pending: ({ session = null, conn = null }) =>
-        read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
+      allocate: (claimMs, minHealth = 0, session = null, conn = null) => allocation.allocate(claimMs, minHealth, session, conn),
+      allocateSticky: (session, claimMs, minHealth = 0, conn = null) => allocation.allocateSticky(session, claimMs, minHealth, conn),
+      pending: ({ session = null, conn = null }) => allocation.pending(session, conn),
       heldBy: (session) => read(() => heldBySession.get({ session, now: clock.now() })?.id ?? null),
       heartbeat: (id, conn, ttlMs, health) => write(() => (fleet.forget(), heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0])),
       heartbeats: (beats, ttlMs) => write(() => (fleet.forget(), heartbeatTx.immediate(beats, ttlMs, clock.now()))),
@@ -278,7 +193,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       expired: () => read(() => expiredLive.all({ now: clock.now() })),
       get: (id) => read(() => byId.get({ id }) ?? null),
       liveCount: () => read(() => countLive.get({ now: clock.now() })!.n),
-      freeCount: (minHealth = 0) => read(() => countFree.get({ now: clock.now(), minHealth })!.n),
+      freeCount: (minHealth = 0) => allocation.freeCount(minHealth),
       all: () => read(() => all.all()),
       list: listing.list,
       purge: (retentionMs) => write(() => purge.run({ before: clock.now() - retentionMs }).changes),

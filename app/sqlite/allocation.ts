@@ -1,0 +1,106 @@
+// Handing a server to a page on the lease file: a new reservation, a sticky return to the server
+// a session held, and the reservation a page already holds, which it gets back when it asks again.
+// Kept apart from the other lease transitions in lease-store.ts because it alone consults the
+// full-fleet memo (./full-fleet.ts): a write that may free a server forgets the memo there, and a
+// reservation, or finding none, updates it here.
+
+import type { Database } from 'bun:sqlite';
+import type { Clock } from '../clock.ts';
+import type { Allocation } from '../lease-store.ts';
+import type { FullFleet } from './full-fleet.ts';
+import type { GroupCommit } from './group-commit.ts';
+import { SERVERS } from './schema.ts';
+
+const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
+
+export function openAllocation(db: Database, group: GroupCommit, clock: Clock, fleet: FullFleet) {
+  // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
+  // lease has run out, whose connection closed or that renders far below its target can never be
+  // picked, whether or not anything swept it. The healthiest goes first, then the least recently
+  // handed out; a server kept for a returning session has handed_at set to the end of its grace
+  // period, so it goes last. Each branch walks the servers_free index in order and stops at its
+  // first live row, so the cost does not grow with the number of servers.
+  const LIVE = 'lease_expires > $now AND health >= $minHealth';
+  const FREE = `(state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`;
+  type AllocateParams = { now: number; claimExpires: number; minHealth: number; grantId: string; holder: string | null };
+  const allocate = db.query<Allocation, AllocateParams & { session: string | null }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
+      handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
+    WHERE id = (
+      SELECT id FROM (
+        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'ready' AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1)
+        UNION ALL
+        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
+                       ORDER BY health DESC, handed_at, id LIMIT 1))
+      ORDER BY health DESC, handed_at, id LIMIT 1)
+    RETURNING ${ALLOCATION}`);
+  const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
+    UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
+      grant_id = $grantId, holder = $holder
+    WHERE id = (
+      SELECT id FROM ${SERVERS}
+      WHERE session = $session AND session_until > $now AND ${FREE}
+      LIMIT 1)
+    RETURNING ${ALLOCATION}`);
+  const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(`SELECT count(*) AS n FROM ${SERVERS} WHERE ${FREE}`);
+  // A reservation not yet claimed, held by this page's session or connection: asked again, the
+  // page gets that one back instead of a second server. It looks the session and the connection up
+  // by their indexes (`+state` keeps SQLite from walking every reservation instead), and the lease
+  // by a subquery: the same lookup as a join made the two-index search 30 times slower.
+  const pendingFor = db.query<Allocation, { now: number; session: string | null; holder: string | null }>(`
+    SELECT ${ALLOCATION} FROM servers
+    WHERE (session = $session OR holder = $holder) AND +state = 'reserved' AND claim_expires > $now
+      AND (SELECT lease_expires FROM leases WHERE leases.id = servers.id) > $now
+    LIMIT 1`);
+
+  // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
+  // answers synchronously, so nothing can come between the two statements.
+  const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
+    (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
+  // With no server to hand out, a page can only get back a reservation it already holds, and only
+  // while some page holds one (./full-fleet.ts).
+  const pendingWhenFull = ({ pending }: { pending: boolean }, session: string | null, conn: string | null, now: number): Promise<Allocation | null> =>
+    group.read(() => (pending && (session || conn) ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null));
+  const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
+    const now = clock.now();
+    return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
+  };
+  /**
+   * A page's reservation: the one it holds, else the one `reserve` makes. A new reservation
+   * forgets the full-fleet memo (its page may ask for it again); at a full fleet only the one it
+   * holds is looked for. `everyServer`: finding nothing means no server at all is free (sticky
+   * return looks at one server only).
+   */
+  const reservation = (
+    claimMs: number,
+    minHealth: number,
+    session: string | null,
+    conn: string | null,
+    reserve: (params: AllocateParams & { session: string | null }) => Allocation | null,
+    everyServer: boolean,
+  ): Promise<Allocation | null> => {
+    const params = grantParams(claimMs, minHealth, conn);
+    const full = fleet.known(minHealth, params.now);
+    if (full) return pendingWhenFull(full, session, conn, params.now);
+    return group.write(() =>
+      pendingOr(session, conn, params.now, () => {
+        const got = reserve({ ...params, session });
+        if (got) fleet.forget();
+        else if (everyServer) fleet.found(minHealth, params.now);
+        return got;
+      }),
+    );
+  };
+
+  return {
+    allocate: (claimMs: number, minHealth: number, session: string | null, conn: string | null) =>
+      reservation(claimMs, minHealth, session, conn, (params) => allocate.get(params), true),
+    allocateSticky: (session: string, claimMs: number, minHealth: number, conn: string | null) =>
+      reservation(claimMs, minHealth, session, conn, (params) => allocateSticky.get({ ...params, session }), false),
+    pending: (session: string | null, conn: string | null): Promise<Allocation | null> =>
+      group.read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
+    /** How many servers with at least `minHealth` could be handed out now. */
+    freeCount: (minHealth: number): Promise<number> => group.read(() => countFree.get({ now: clock.now(), minHealth })!.n),
+  };
+}
