@@ -270,6 +270,36 @@ for (const engine of ENGINES) {
       expect(order).toEqual(['b', 'c', 'a', null]);
     });
 
+    test('lapsed reservations and ready servers are handed out in one order: healthiest, then least recently used', async () => {
+      // a and b are reserved for 100 ms at 1 and 2; b is released at 3, a's page never comes. At
+      // 101 a is a lapsed reservation (handed out at 1), b is ready (at 2), c is ready (never).
+      const lapsedAmongReady = async (aFrameMs: number) => {
+        const s = await store();
+        for (const id of ['a', 'b', 'c']) await register(s, id);
+        at(1);
+        expect((await s.allocate(100))?.id).toBe('a');
+        at(2);
+        expect((await s.allocate(100))?.id).toBe('b');
+        at(3);
+        await s.release('b');
+        await s.heartbeat('a', 'conn-a', TTL, { fps: 0, frameMs: aFrameMs, client: 'none' });
+        at(101);
+        expect(await stateOf(s, 'a', 101)).toBe('ready');
+        return [await s.allocate(100), await s.allocate(100), await s.allocate(100), await s.allocate(100)].map((got) => got?.id ?? null);
+      };
+      expect(await lapsedAmongReady(5)).toEqual(['c', 'a', 'b', null]);
+      expect(await lapsedAmongReady(30)).toEqual(['c', 'b', 'a', null]);
+      // A lapsed reservation healthier than a ready server goes first, though handed out later.
+      const s = await store();
+      for (const id of ['a', 'b']) await register(s, id);
+      at(1);
+      await s.heartbeat('a', 'conn-a', TTL, { fps: 0, frameMs: 30, client: 'none' });
+      at(2);
+      expect((await s.allocate(100))?.id).toBe('b');
+      at(102);
+      expect([(await s.allocate(100))?.id, (await s.allocate(100))?.id]).toEqual(['b', 'a']);
+    });
+
     test('a drained server is never handed out, keeps its client, and stays drained through reconnects', async () => {
       const s = await store();
       await register(s, 'a');

@@ -14,27 +14,45 @@ import { SERVERS } from './schema.ts';
 const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
 
 export function openAllocation(db: Database, group: GroupCommit, clock: Clock, fleet: FullFleet) {
-  // The expiry, claim-deadline and health tests live in the allocation statement: a server whose
+  // The expiry, claim-deadline and health tests live in the allocation statements: a server whose
   // lease has run out, whose connection closed or that renders far below its target can never be
   // picked, whether or not anything swept it. The healthiest goes first, then the least recently
   // handed out; a server kept for a returning session has handed_at set to the end of its grace
-  // period, so it goes last. Each branch walks the servers_free index in order and stops at its
-  // first live row, so the cost does not grow with the number of servers.
+  // period, so it goes last. A free server is ready, or reserved by a page that did not come in
+  // time: the first is the first live row of a walk of the servers_free index, the second is
+  // looked for among the lapsed reservations only (servers_lapsing), so neither cost grows with
+  // the number of servers. The two picks and the update are three statements: as one (a UNION ALL
+  // with an UPDATE ... RETURNING) the same step took twice as long.
   const LIVE = 'lease_expires > $now AND health >= $minHealth';
   const FREE = `(state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`;
+  type Pick = { id: string; url: string; key: string; health: number; handedAt: number };
+  type PickParams = { now: number; minHealth: number };
+  const PICKED = 'id, url, key, health, handed_at AS handedAt';
+  const ORDER = 'ORDER BY health DESC, handed_at, id LIMIT 1';
+  const firstReady = db.query<Pick, PickParams>(`SELECT ${PICKED} FROM ${SERVERS} WHERE state = 'ready' AND ${LIVE} ${ORDER}`);
+  const firstLapsed = db.query<Pick, PickParams>(`
+    SELECT ${PICKED} FROM servers INDEXED BY servers_lapsing CROSS JOIN leases USING (id)
+    WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE} ${ORDER}`);
+  // The order of ORDER between the two; ids compare as SQLite's BINARY collation does for ASCII.
+  const first = (a: Pick | null, b: Pick | null): Pick | null => {
+    if (!a || !b) return a ?? b;
+    if (a.health !== b.health) return a.health > b.health ? a : b;
+    if (a.handedAt !== b.handedAt) return a.handedAt < b.handedAt ? a : b;
+    return a.id < b.id ? a : b;
+  };
   type AllocateParams = { now: number; claimExpires: number; minHealth: number; grantId: string; holder: string | null };
-  const allocate = db.query<Allocation, AllocateParams & { session: string | null }>(`
+  const reserve = db.query<unknown, Omit<AllocateParams, 'minHealth'> & { id: string; session: string | null }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session = $session, session_until = NULL,
       handed_at = $now, updated_at = $now, grant_id = $grantId, holder = $holder
-    WHERE id = (
-      SELECT id FROM (
-        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'ready' AND ${LIVE}
-                       ORDER BY health DESC, handed_at, id LIMIT 1)
-        UNION ALL
-        SELECT * FROM (SELECT id, health, handed_at FROM ${SERVERS} WHERE state = 'reserved' AND claim_expires <= $now AND ${LIVE}
-                       ORDER BY health DESC, handed_at, id LIMIT 1))
-      ORDER BY health DESC, handed_at, id LIMIT 1)
-    RETURNING ${ALLOCATION}`);
+    WHERE id = $id`);
+  const allocate = (params: AllocateParams & { session: string | null }): Allocation | null => {
+    const picked = first(firstReady.get(params), firstLapsed.get(params));
+    if (!picked) return null;
+    const { minHealth: _, ...granted } = params;
+    reserve.run({ ...granted, id: picked.id });
+    const { now, claimExpires, grantId, session } = params;
+    return { id: picked.id, url: picked.url, key: picked.key, claimExpires, handedAt: now, grantId, session };
+  };
   const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
       grant_id = $grantId, holder = $holder
@@ -95,7 +113,7 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
 
   return {
     allocate: (claimMs: number, minHealth: number, session: string | null, conn: string | null) =>
-      reservation(claimMs, minHealth, session, conn, (params) => allocate.get(params), true),
+      reservation(claimMs, minHealth, session, conn, allocate, true),
     allocateSticky: (session: string, claimMs: number, minHealth: number, conn: string | null) =>
       reservation(claimMs, minHealth, session, conn, (params) => allocateSticky.get({ ...params, session }), false),
     pending: (session: string | null, conn: string | null): Promise<Allocation | null> =>
