@@ -19,6 +19,7 @@ import {
 } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
 import { openAllocation } from './allocation.ts';
+import { checkpointOnThread } from './checkpoints.ts';
 import { openFullFleet } from './full-fleet.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { openHeartbeats } from './heartbeats.ts';
@@ -26,6 +27,13 @@ import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
+
+/** How often maintenance tries to truncate the log, and how long it waits between tries (ms). */
+const TRUNCATE_TRIES = 20;
+const TRUNCATE_RETRY_MS = 5;
+
+/** Whether `path` names a file (not one of SQLite's in-memory databases). */
+const isFile = (path: string) => path !== '' && path !== ':memory:' && !path.startsWith('file::memory:');
 
 /** One open lease file, and the dispatchers' views of it. */
 export interface SqliteLeaseFile {
@@ -50,6 +58,21 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
 
 export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
+  // Checkpoints run on a thread; the log starts again from its beginning only after one on this
+  // connection, with no transaction open, finds nothing it holds left to fold back. Why the thread
+  // gave the file back is told once, by the next maintenance pass.
+  let checkpointFailure: string | null = null;
+  const catchUp = () => {
+    try {
+      group.flush();
+      db.run('PRAGMA wal_checkpoint(PASSIVE)');
+    } catch (error) {
+      checkpointFailure = `a checkpoint failed: ${error}`;
+    }
+  };
+  const checkpoints = isFile(path)
+    ? checkpointOnThread(db, path, catchUp, (reason) => (checkpointFailure = `checkpoints are back on the dispatcher's connection: ${reason}`))
+    : null;
   // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be.
   const fleet = openFullFleet(db);
   const group = createGroupCommit(db, setImmediate, () => fleet.forget());
@@ -199,9 +222,18 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       purge: (retentionMs) => write(() => purge.run({ before: clock.now() - retentionMs }).changes),
       // Folds the write-ahead log back into the file and truncates it (bounded disk between
       // checkpoints); a checkpoint cannot run inside a transaction, so the open one commits first.
+      // One finding the checkpoint thread at work is tried again a few milliseconds later.
       maintain: async () => {
-        group.flush();
-        db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+        for (let tries = 1; ; tries++) {
+          group.flush();
+          const { busy } = db.query<{ busy: number }, []>('PRAGMA wal_checkpoint(TRUNCATE)').get()!;
+          if (!busy) break;
+          if (tries === TRUNCATE_TRIES) throw new Error(`the write-ahead log was in use ${tries} times in a row; the next pass tries again`);
+          await Bun.sleep(TRUNCATE_RETRY_MS);
+        }
+        const failure = checkpointFailure;
+        checkpointFailure = null;
+        if (failure) throw new Error(failure);
       },
       requests,
       waiting,
@@ -221,6 +253,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     view,
     close: () => {
       views.clear();
+      checkpoints?.stop();
       fleet.close();
       group.flush();
       db.run('PRAGMA wal_checkpoint(TRUNCATE)');
