@@ -1,7 +1,8 @@
 // The SQLite lease file: its settings (WAL), and its tables built by numbered migrations that run
 // in one write transaction, so two processes opening the same file never both migrate it and a
 // started dispatcher never drops leases. The statements on the tables are in lease-store.ts,
-// heartbeats.ts, request-memo.ts, waiting-list.ts and server-listing.ts beside this file.
+// allocation.ts, heartbeats.ts, request-memo.ts, waiting-list.ts and server-listing.ts beside this
+// file; checkpoints.ts says who folds the log back into the file.
 
 import { Database } from 'bun:sqlite';
 import { SchemaTooNew } from '../lease-store.ts';
