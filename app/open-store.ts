@@ -26,7 +26,7 @@ export async function openStore(db: string, clock?: Clock): Promise<LeaseStore> 
 /** What the primary of `--workers N` holds for its workers: a view per worker, served on its channel. */
 export interface HostedStore {
   serve(channel: Channel): { stop(): Promise<void> };
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** The store the primary holds for its workers, or null when each worker opens `db` itself. */

@@ -139,7 +139,7 @@ export async function runPrimary(config: DispatcherConfig, argv: string[]): Prom
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   const { crashLoop } = await supervisor.done;
-  hosted?.close();
+  await hosted?.close();
   if (crashLoop) log('every worker is crash-looping: stopping');
   else log('stopped');
   return crashLoop ? 1 : 0;

@@ -20,9 +20,10 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
   // handed out; a server kept for a returning session has handed_at set to the end of its grace
   // period, so it goes last. A free server is ready, or reserved by a page that did not come in
   // time: the first is the first live row of a walk of the servers_free index, the second is
-  // looked for among the lapsed reservations only (servers_lapsing), so neither cost grows with
-  // the number of servers. The two picks and the update are three statements: as one (a UNION ALL
-  // with an UPDATE ... RETURNING) the same step took twice as long.
+  // looked for among the lapsed reservations only (servers_lapsing), which a live server's next
+  // heartbeat returns to the pool; what stays is a dead server's, until its row is purged. So
+  // neither cost grows with the number of servers. The two picks and the update are three
+  // statements: as one (a UNION ALL with an UPDATE ... RETURNING) the same step took twice as long.
   const LIVE = 'lease_expires > $now AND health >= $minHealth';
   const FREE = `(state = 'ready' OR (state = 'reserved' AND claim_expires <= $now)) AND ${LIVE}`;
   type Pick = { id: string; url: string; key: string; health: number; handedAt: number };

@@ -1,6 +1,6 @@
 // Checkpoints on their own thread (checkpoints.ts): what is written reaches the file itself while
-// the dispatcher's connection never checkpoints, the log starts again, and a thread that cannot
-// do a file's checkpoints gives them back to its connection.
+// the dispatcher's connection never checkpoints, the log starts again, a held file is left alone,
+// and a thread that cannot do a file's checkpoints gives them back to its connection.
 
 import { afterEach, expect, test } from 'bun:test';
 import { Database } from 'bun:sqlite';
@@ -18,6 +18,8 @@ function openFile(rows: number): { db: Database; path: string } {
   const path = join(dir, 'd.db');
   const db = new Database(path, { create: true, strict: true });
   db.run('PRAGMA journal_mode = WAL');
+  // As the lease file: commits do not wait for the disk, checkpoints do.
+  db.run('PRAGMA synchronous = NORMAL');
   db.run('PRAGMA journal_size_limit = 4194304');
   db.run('CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)');
   db.transaction(() => {
@@ -45,11 +47,20 @@ function markedInFile(path: string, mark: number): number {
 }
 
 const LOG = 'PRAGMA wal_checkpoint(PASSIVE)';
+/** A checkpoint on `db`, as the lease file's: true if it found nobody else checkpointing. */
+const checkpointOn = (db: Database, mode = 'PASSIVE') => db.query<{ busy: number }, []>(`PRAGMA wal_checkpoint(${mode})`).all()[0].busy === 0;
 
 test('what is written reaches the file on the thread, and once caught up the log starts again', async () => {
   const { db, path } = openFile(3000);
   let askedToCatchUp = 0;
-  const checkpoints = checkpointOnThread(db, path, () => askedToCatchUp++);
+  // Asked while the thread holds the file, the connection's own checkpoint never finds it at work.
+  let caughtUpAlone = true;
+  const checkpoints = checkpointOnThread(db, path, () => {
+    askedToCatchUp++;
+    const alone = checkpointOn(db);
+    caughtUpAlone &&= alone;
+    return alone;
+  });
   expect(checkpoints.onThread).toBe(true);
   expect(db.query('PRAGMA wal_autocheckpoint').get()).toEqual({ wal_autocheckpoint: 0 });
   // 3,000 commits of a page each: past the log's 1,000 pages, and never checkpointed by this connection.
@@ -60,37 +71,48 @@ test('what is written reaches the file on the thread, and once caught up the log
   }
   expect(await until(() => markedInFile(path, 65) === 3000)).toBe(true);
   expect(await until(() => askedToCatchUp > 0)).toBe(true);
-  // What the dispatcher's connection does when asked: the rest, with no transaction open (it may
-  // find the thread checkpointing, and then does it on the next round). The next write then
-  // starts the log again.
-  const log = db.query<{ busy: number; log: number }, []>(LOG);
-  const restarted = () => {
-    if (log.get()!.busy) return false;
-    write.run('B', 0);
-    return log.get()!.log < 10;
-  };
-  expect(await until(restarted)).toBe(true);
-  checkpoints.stop();
+  expect(caughtUpAlone).toBe(true);
+  // Caught up, the next write starts the log again.
+  write.run('B', 0);
+  expect(db.query<{ log: number }, []>(LOG).all()[0].log).toBeLessThan(10);
+  await checkpoints.stop();
   db.close();
-});
+}, 30_000);
+
+test('a held file is left alone: a truncate on its connection never finds the thread at work', async () => {
+  const { db, path } = openFile(2000);
+  const checkpoints = checkpointOnThread(db, path, () => checkpointOn(db));
+  const write = db.query<unknown, [string, number]>('UPDATE t SET data = ? WHERE id = ?');
+  const busy: boolean[] = [];
+  for (let round = 0; round < 10; round++) {
+    for (let id = 0; id < 2000; id++) {
+      write.run(`D${round}`, id);
+      if (id % 200 === 0) await Bun.sleep(0);
+    }
+    busy.push(!(await checkpoints.hold(() => checkpointOn(db, 'TRUNCATE'))));
+  }
+  expect(busy).toEqual(Array(10).fill(false));
+  await checkpoints.stop();
+  db.close();
+}, 30_000);
 
 test('stopped, the connection checkpoints again and the thread closes its own', async () => {
   const { db, path } = openFile(10);
-  const checkpoints = checkpointOnThread(db, path, () => {});
+  const checkpoints = checkpointOnThread(db, path, () => checkpointOn(db));
   db.run('UPDATE t SET data = ? WHERE id = 1', ['C']);
   expect(await until(() => markedInFile(path, 67) === 1)).toBe(true);
-  checkpoints.stop();
+  await checkpoints.stop();
   expect(checkpoints.onThread).toBe(false);
   expect(db.query('PRAGMA wal_autocheckpoint').get()).toEqual({ wal_autocheckpoint: 1000 });
   db.close();
-  // The last connection to close removes the log: the thread's, once it has closed.
-  expect(await until(() => !existsSync(`${path}-wal`))).toBe(true);
-});
+  // The thread's connection was closed first: this one, the last, removed the log.
+  expect(existsSync(`${path}-wal`)).toBe(false);
+}, 30_000);
 
 test('a file the thread cannot open goes back to its connection, and says why', async () => {
   const { db } = openFile(1);
   let reason = '';
-  const checkpoints = checkpointOnThread(db, join(dir, 'no-such-file.db'), () => {}, (why) => (reason = why));
+  const checkpoints = checkpointOnThread(db, join(dir, 'no-such-file.db'), () => checkpointOn(db), (why) => (reason = why));
   expect(await until(() => !checkpoints.onThread)).toBe(true);
   expect(reason).toContain('unable to open');
   expect(db.query('PRAGMA wal_autocheckpoint').get()).toEqual({ wal_autocheckpoint: 1000 });

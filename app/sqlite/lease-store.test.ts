@@ -65,7 +65,7 @@ describe('SQLite lease file', () => {
     expect(restarts).toBeGreaterThanOrEqual(2);
     expect(largest).toBeLessThan(20_000 * 4096);
     await s.close();
-  });
+  }, 60_000);
 
   test('a file of the release before migrations is migrated, keeping its leases', async () => {
     const path = join(fresh(), 'd.db');

@@ -28,10 +28,6 @@ import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.
 import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
 
-/** How often maintenance tries to truncate the log, and how long it waits between tries (ms). */
-const TRUNCATE_TRIES = 20;
-const TRUNCATE_RETRY_MS = 5;
-
 /** Whether `path` names a file (not one of SQLite's in-memory databases). */
 const isFile = (path: string) => path !== '' && path !== ':memory:' && !path.startsWith('file::memory:');
 
@@ -40,7 +36,7 @@ export interface SqliteLeaseFile {
   /** A store for one dispatcher: its own place in the waiting line, told what the other views do. */
   view(): LeaseStore;
   /** Closes the file (after its views). */
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** The store of a dispatcher that has the file to itself. */
@@ -51,28 +47,13 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
     ...view,
     close: async () => {
       await view.close();
-      file.close();
+      await file.close();
     },
   };
 }
 
 export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
-  // Checkpoints run on a thread; the log starts again from its beginning only after one on this
-  // connection, with no transaction open, finds nothing it holds left to fold back. Why the thread
-  // gave the file back is told once, by the next maintenance pass.
-  let checkpointFailure: string | null = null;
-  const catchUp = () => {
-    try {
-      group.flush();
-      db.run('PRAGMA wal_checkpoint(PASSIVE)');
-    } catch (error) {
-      checkpointFailure = `a checkpoint failed: ${error}`;
-    }
-  };
-  const checkpoints = isFile(path)
-    ? checkpointOnThread(db, path, catchUp, (reason) => (checkpointFailure = `checkpoints are back on the dispatcher's connection: ${reason}`))
-    : null;
   // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be.
   const fleet = openFullFleet(db);
   const group = createGroupCommit(db, setImmediate, () => fleet.forget());
@@ -221,16 +202,11 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       list: listing.list,
       purge: (retentionMs) => write(() => purge.run({ before: clock.now() - retentionMs }).changes),
       // Folds the write-ahead log back into the file and truncates it (bounded disk between
-      // checkpoints); a checkpoint cannot run inside a transaction, so the open one commits first.
-      // One finding the checkpoint thread at work is tried again a few milliseconds later.
+      // checkpoints), the checkpoint thread holding off; a checkpoint cannot run inside a
+      // transaction, so the open one commits first. One that finds another process reading the log
+      // leaves it for the next pass.
       maintain: async () => {
-        for (let tries = 1; ; tries++) {
-          group.flush();
-          const { busy } = db.query<{ busy: number }, []>('PRAGMA wal_checkpoint(TRUNCATE)').get()!;
-          if (!busy) break;
-          if (tries === TRUNCATE_TRIES) throw new Error(`the write-ahead log was in use ${tries} times in a row; the next pass tries again`);
-          await Bun.sleep(TRUNCATE_RETRY_MS);
-        }
+        await (checkpoints ? checkpoints.hold(() => checkpointHere('TRUNCATE')) : checkpointHere('TRUNCATE'));
         const failure = checkpointFailure;
         checkpointFailure = null;
         if (failure) throw new Error(failure);
@@ -249,14 +225,35 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       },
     };
   };
+  // Checkpoints run on a thread (./checkpoints.ts); the log starts again from its beginning only
+  // after one on this connection, with no transaction open and the thread holding off, finds
+  // nothing it holds left to fold back. Why the thread gave the file back is told once, by the next
+  // maintenance pass. Started last: nothing after it can fail and leave its connection open.
+  let checkpointFailure: string | null = null;
+  const checkpointHere = (mode: 'PASSIVE' | 'TRUNCATE'): boolean => {
+    group.flush();
+    return db.query<{ busy: number; log: number; checkpointed: number }, []>(`PRAGMA wal_checkpoint(${mode})`).all()[0].busy === 0;
+  };
+  const catchUp = (): boolean => {
+    try {
+      return checkpointHere('PASSIVE');
+    } catch (error) {
+      checkpointFailure = `a checkpoint failed: ${error}`;
+      return false;
+    }
+  };
+  const checkpoints = isFile(path)
+    ? checkpointOnThread(db, path, catchUp, (reason) => (checkpointFailure = `checkpoints are back on the dispatcher's connection: ${reason}`))
+    : null;
+
   return {
     view,
-    close: () => {
+    close: async () => {
       views.clear();
-      checkpoints?.stop();
+      // The thread's connection closed first, the truncate finds nobody else checkpointing.
+      await checkpoints?.stop();
       fleet.close();
-      group.flush();
-      db.run('PRAGMA wal_checkpoint(TRUNCATE)');
+      checkpointHere('TRUNCATE');
       db.close();
     },
   };

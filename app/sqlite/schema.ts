@@ -126,8 +126,9 @@ export function openLeaseDatabase(path: string): Database {
   // Every page of 100,000 servers stays in memory (SQLite's default is 2 MiB): a page read from
   // the file is a system call.
   db.run('PRAGMA cache_size = -65536');
-  // The log is folded back into the file every 1,000 pages (SQLite's default); this keeps the file
-  // itself from staying at its largest size after a burst, and a restart starts from an empty log.
+  // When the log starts again from its beginning (checkpoints.ts says when), its file is cut back
+  // to this size, so that it does not stay at its largest after a burst; a restart starts from an
+  // empty log.
   db.run(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
   db.run('PRAGMA wal_checkpoint(TRUNCATE)');
   migrate(db, path);

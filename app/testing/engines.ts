@@ -30,7 +30,7 @@ const track = (store: LeaseStore) => (opened.push(store), store);
 /** Closes every store the suites opened (call in afterEach). */
 export async function closeStores(): Promise<void> {
   while (opened.length) await opened.pop()!.close().catch(() => {});
-  while (linkedFiles.length) linkedFiles.pop()!.close();
+  while (linkedFiles.length) await linkedFiles.pop()!.close();
 }
 
 let sqliteDir: string | null = null;
