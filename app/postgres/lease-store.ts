@@ -1,10 +1,10 @@
 // The lease store on PostgreSQL, for several dispatchers sharing one truth. Every deadline is set
 // and compared on the database's clock (see NOW in client.ts). Allocation is one statement
 // (allocation.ts) that locks the row it picks and skips rows other dispatchers hold locked, so
-// concurrent dispatchers never hand out one server twice and never wait on each other. What may free a server, and every
-// change to the waiting line, is announced on one NOTIFY channel; each dispatcher listens and wakes
-// its waiting pages. Notices sent while a dispatcher's listening connection was down are lost, so
-// when it listens again it wakes them anyway.
+// concurrent dispatchers never hand out one server twice and never wait on each other. What may
+// free a server, and every change to the waiting line, is announced on one NOTIFY channel; each
+// dispatcher listens and wakes its waiting pages. Notices sent while a dispatcher's listening
+// connection was down are lost, so when it listens again it wakes them anyway.
 
 import type { Clock } from '../clock.ts';
 import type { Allocation, Beat, Change, LeaseStore, RegisterResult, ServerRow } from '../lease-store.ts';
@@ -109,9 +109,9 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
 
   /**
    * A page's pending reservation, or else a new one (`reserve` checks and reserves in one
-   * statement, ./allocation.ts). A connection lives on one dispatcher, so its requests are taken one at a time
-   * here. A session may ask through several dispatchers at once: it is serialised across all of
-   * them by an advisory lock held to the end of its transaction.
+   * statement, ./allocation.ts). A connection lives on one dispatcher, so its requests are taken
+   * one at a time here. A session may ask through several dispatchers at once: it is serialised
+   * across all of them by an advisory lock held to the end of its transaction.
    */
   const connTurns = new Map<string, Promise<unknown>>();
   function inTurn<T>(conn: string, work: () => Promise<T>): Promise<T> {

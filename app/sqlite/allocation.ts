@@ -73,14 +73,16 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
       AND (SELECT lease_expires FROM leases WHERE leases.id = servers.id) > $now
     LIMIT 1`);
 
+  const held = (session: string | null, conn: string | null, now: number): Allocation | null =>
+    session || conn ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null;
   // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
   // answers synchronously, so nothing can come between the two statements.
   const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
-    (session || conn ? pendingFor.get({ now, session, holder: conn }) : null) ?? reserve() ?? null;
+    held(session, conn, now) ?? reserve();
   // With no server to hand out, a page can only get back a reservation it already holds, and only
   // while some page holds one (./full-fleet.ts).
   const pendingWhenFull = ({ pending }: { pending: boolean }, session: string | null, conn: string | null, now: number): Promise<Allocation | null> =>
-    group.read(() => (pending && (session || conn) ? (pendingFor.get({ now, session, holder: conn }) ?? null) : null));
+    group.read(() => (pending ? held(session, conn, now) : null));
   const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
@@ -118,7 +120,7 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
     allocateSticky: (session: string, claimMs: number, minHealth: number, conn: string | null) =>
       reservation(claimMs, minHealth, session, conn, (params) => allocateSticky.get({ ...params, session }), false),
     pending: (session: string | null, conn: string | null): Promise<Allocation | null> =>
-      group.read(() => (session || conn ? (pendingFor.get({ now: clock.now(), session, holder: conn }) ?? null) : null)),
+      group.read(() => held(session, conn, clock.now())),
     /** How many servers with at least `minHealth` could be handed out now. */
     freeCount: (minHealth: number): Promise<number> => group.read(() => countFree.get({ now: clock.now(), minHealth })!.n),
   };

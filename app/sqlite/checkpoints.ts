@@ -16,7 +16,7 @@ import type { Database } from 'bun:sqlite';
 import type { FromThread, ToThread } from './checkpoint-thread.ts';
 
 /** How long the thread rests between two rounds (ms). */
-export const CHECKPOINT_EVERY_MS = 50;
+const CHECKPOINT_EVERY_MS = 50;
 
 /** SQLite's own threshold (pages): when the log starts again, and when the connection checkpoints without the thread. */
 const LOG_PAGES = 1000;
@@ -72,23 +72,24 @@ export function checkpointOnThread(db: Database, path: string, catchUp: () => bo
   const { worker } = current;
   const id = current.next++;
   let onThread = true;
-  // The answer each request to the thread waits for.
-  const waiting = new Map<'held' | 'closed', () => void>();
-  const ask = (message: ToThread, answer: 'held' | 'closed'): Promise<void> => {
+  // Requests to the thread waiting for its answer, oldest first (it answers in order).
+  const waiting = { held: [] as (() => void)[], closed: [] as (() => void)[] };
+  const ask = (message: ToThread, answer: keyof typeof waiting): Promise<void> => {
     const answered = Promise.withResolvers<void>();
-    waiting.set(answer, answered.resolve);
+    waiting[answer].push(answered.resolve);
     worker.postMessage(message);
-    const timeout = setTimeout(answered.resolve, ANSWER_MS);
-    return answered.promise.finally(() => {
-      clearTimeout(timeout);
-      waiting.delete(answer);
-    });
+    // Unanswered in time, it stops waiting and leaves the line, so later answers stay in step.
+    const timeout = setTimeout(() => {
+      waiting[answer] = waiting[answer].filter((waiter) => waiter !== answered.resolve);
+      answered.resolve();
+    }, ANSWER_MS);
+    return answered.promise.finally(() => clearTimeout(timeout));
   };
   const backOnConnection = (reason?: string) => {
     if (!onThread) return;
     onThread = false;
     current.files.delete(id);
-    for (const answered of waiting.values()) answered();
+    for (const answered of [...waiting.held.splice(0), ...waiting.closed.splice(0)]) answered();
     db.run(`PRAGMA wal_autocheckpoint = ${LOG_PAGES}`);
     if (reason) failed(reason);
   };
@@ -99,7 +100,7 @@ export function checkpointOnThread(db: Database, path: string, catchUp: () => bo
       else backOnConnection(`the log reached ${pages} pages without starting again`);
     },
     answered(message) {
-      waiting.get('held' in message ? 'held' : 'closed')?.();
+      waiting['held' in message ? 'held' : 'closed'].shift()?.();
     },
   });
   db.run('PRAGMA wal_autocheckpoint = 0');
