@@ -156,6 +156,7 @@ export function heartbeatTable({ runs, floor }: HeartbeatResults): string {
     `dispatch p99 with heartbeats / without: ${(beating.dispatchP99Ms / quiet.dispatchP99Ms).toFixed(2)}`,
     '',
     `floor: the bare Bun WebSocket server answering ${floor.sockets} sockets at 1 Hz (${floor.answersPerSecond} answers/s) used ${Math.round(floor.cpu * 100)}% of a core;`,
-    `the dispatcher's heartbeats cost ${(beating.idleCpu / floor.cpu).toFixed(2)}× that`,
+    // A short run (--smoke) may take less than one clock tick of CPU.
+    floor.cpu > 0 ? `the dispatcher's heartbeats cost ${(beating.idleCpu / floor.cpu).toFixed(2)}× that` : 'too little to measure against',
   ].join('\n');
 }

@@ -41,7 +41,9 @@ describe('benchmark smoke runs', () => {
     const [quiet, beating] = runs;
     assert.equal(quiet.heartbeatsPerSecond, 0);
     assert.ok(beating.heartbeatsPerSecond > beating.servers * 0.5, `${beating.heartbeatsPerSecond} beats/s from ${beating.servers} servers at 1 Hz`);
-    assert.ok(floor.answersPerSecond > floor.sockets * 0.5 && floor.cpu > 0, `the bare server answered ${floor.answersPerSecond}/s from ${floor.sockets} sockets`);
+    assert.ok(floor.answersPerSecond > floor.sockets * 0.5, `the bare server answered ${floor.answersPerSecond}/s from ${floor.sockets} sockets`);
+    // Its CPU is read in clock ticks: 200 answers a second for a smoke run's seconds may take none.
+    assert.ok(Number.isFinite(floor.cpu) && floor.cpu >= 0, `the bare server's CPU share: ${floor.cpu}`);
     assert.match(table, /floor: the bare Bun WebSocket server/);
   });
 
