@@ -1,15 +1,48 @@
 // A process's CPU time and resident memory, read from /proc (Linux).
+//
+// CPU time comes from each thread's scheduler counter (nanoseconds) where the kernel keeps one:
+// `utime` and `stime` in /proc/PID/stat count 10 ms clock ticks, and a benchmark's short window
+// (a few hundred milliseconds of a smoke run, a database answering 100 heartbeats) can round to
+// nothing. Threads that end inside a window take their time with them; the processes measured
+// here keep theirs for their life.
 
 import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
+const statFields = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); // the name, in parentheses, may hold spaces
+
+/** Nanoseconds on a CPU of every live thread of a process, or null where the kernel has no schedstat. */
+function schedNs(pid: number): number | null {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let line: string;
+    try {
+      line = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH' || !existsTask(pid, tid)) continue; // the thread ended
+      return null;
+    }
+    ns += Number(line.split(' ')[0]);
+  }
+  return ns;
+}
+
+const existsTask = (pid: number, tid: string) => {
+  try {
+    readFileSync(`/proc/${pid}/task/${tid}/stat`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** User plus system CPU time the process has used, in milliseconds. */
 export function cpuMs(pid: number): number {
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const [utime, stime] = [Number(fields[11]), Number(fields[12])];
-  return ((utime + stime) * 1000) / TICKS_PER_SECOND;
+  const ns = schedNs(pid);
+  if (ns !== null) return ns / 1e6;
+  const fields = statFields(pid);
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
 }
 
 /** Resident set size in bytes. */
@@ -31,15 +64,14 @@ export async function cpuShareDuring<T>(pid: number, work: () => Promise<T>): Pr
  * already gone that it waited for (a database server and its backends).
  */
 export function treeCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const own = ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_SECOND;
+  const fields = statFields(pid);
+  const reaped = ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_SECOND;
   const children = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((name) => {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1].split(' ');
-      return Number(stat[1]) === pid ? [cpuMs(Number(name))] : [];
+      return Number(statFields(Number(name))[1]) === pid ? [cpuMs(Number(name))] : [];
     } catch {
-      return [];
+      return []; // gone since the listing
     }
   });
-  return own + children.reduce((a, b) => a + b, 0);
+  return cpuMs(pid) + reaped + children.reduce((a, b) => a + b, 0);
 }
