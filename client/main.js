@@ -80,6 +80,10 @@
       if (state !== 'streaming' || view.state !== 'streaming') view.history.push({ state: state, message: message, at: Date.now() });
       if (view.history.length > HISTORY) view.history.shift();
     }
+    if (state !== 'streaming') {
+      stream += 1;
+      waiting = null;
+    }
     view.state = state;
     view.message = message;
     if (details.server) {
@@ -109,8 +113,11 @@
   });
 
   // Decode at most one frame at a time and keep only the newest waiting: a page that falls
-  // behind skips frames instead of queueing them.
+  // behind skips frames instead of queueing them. A frame belongs to the stream it came on: once
+  // the page has left that stream (any state but streaming), a frame still decoding or waiting is
+  // dropped, neither drawn nor acknowledged on the next stream, nor taken as streaming again.
   var decoding = false;
+  var stream = 0;
   /** @type {{ buffer: ArrayBuffer, meta: RenderDispatch.Frame | null } | null} */
   var waiting = null;
   var lastStatusAt = 0;
@@ -122,7 +129,9 @@
       return;
     }
     decoding = true;
+    var from = stream;
     createImageBitmap(new Blob([buffer], { type: 'image/jpeg' })).then(function (bitmap) {
+      if (from !== stream) return bitmap.close();
       if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
         canvas.width = bitmap.width;
         canvas.height = bitmap.height;
@@ -141,7 +150,7 @@
         setState('streaming', 'Streaming, ' + view.fps + ' fps');
       }
     }, function (error) {
-      setState('error', 'Could not decode a frame: ' + error.message);
+      if (from === stream) setState('error', 'Could not decode a frame: ' + error.message);
     }).then(function () {
       decoding = false;
       if (waiting) {

@@ -223,6 +223,28 @@ describe('the page a user wants', () => {
       assert.equal(await link.isVisible(), false, 'hidden once the server is gone');
     });
 
+    test('a frame still decoding when its stream ends is dropped: the page does not claim to stream again', async () => {
+      const [{ proc }] = await addServers(1);
+      const page = await open();
+      await streaming(page);
+      // Decoding slowed, so that frames are still in hand when the server goes.
+      await page.evaluate(() => {
+        const decode = window.createImageBitmap.bind(window);
+        window.createImageBitmap = ((blob: Blob) => new Promise((resolve) => setTimeout(resolve, 300)).then(() => decode(blob))) as typeof window.createImageBitmap;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const shownBefore = (await viewOf(page)).framesShown;
+      await proc.stop();
+      await waitFor('the page to leave the stream', async () => (await viewOf(page)).state !== 'streaming');
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      const view = await viewOf(page);
+      const left = view.history.findLastIndex((h) => h.state !== 'streaming');
+      assert.ok(left >= 0 && view.history.slice(left).every((h) => h.state !== 'streaming'), JSON.stringify(view.history.slice(-4)));
+      assert.notEqual(view.state, 'streaming');
+      assert.equal(view.framesShown, shownBefore, 'no frame of the ended stream drawn after it');
+      assert.equal(await page.locator('#about').isVisible(), false);
+    });
+
     test('the stats overlay toggles and shows the stream in numbers', async () => {
       await addServers(1);
       const page = await open();
