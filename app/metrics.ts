@@ -2,10 +2,12 @@
 // one process stay apart). Nothing in the dispatcher calls into this file: it listens to the
 // dispatcher's events (requests answered, heartbeats, servers lost by kind) and times the lease
 // store's calls through a wrapper, and reads the gauges (servers by state, the waiting line, the
-// flock's links) when scraped.
+// flock's links) when scraped. What is observed on every request or store call goes into a
+// HotHistogram (hot-histogram.ts): prom-client's own cost more than the calls they timed.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Dispatcher } from './dispatcher.ts';
+import { createHotHistogram } from './hot-histogram.ts';
 import type { LeaseStore } from './lease-store.ts';
 
 /** Seconds: a hand-out is about a millisecond, a store call less; the tail is what matters. */
@@ -24,9 +26,8 @@ export function createMetrics() {
   const nones = new Counter({ name: 'render_dispatch_none_total', help: 'get_server_url answered none (no server free, store unavailable, waiting room full)', registers });
   const refused = new Counter({ name: 'render_dispatch_requests_refused_total', help: 'get_server_url refused (rate limit, already waiting)', registers });
   const queued = new Counter({ name: 'render_dispatch_queued_total', help: 'Pages that stood in the waiting room', registers });
-  const latency = new Histogram({
-    name: 'render_dispatch_request_duration_seconds', help: 'From a get_server_url arriving to its answer (or its place in line)', buckets: LATENCY_BUCKETS, registers,
-  });
+  const latency = createHotHistogram('render_dispatch_request_duration_seconds', 'From a get_server_url arriving to its answer (or its place in line)', LATENCY_BUCKETS);
+  const answered = latency.series({});
   const waited = new Histogram({ name: 'render_dispatch_wait_seconds', help: 'How long pages stood in the waiting room before a server', buckets: WAIT_BUCKETS, registers });
   const heartbeats = new Counter({ name: 'render_dispatch_heartbeats_total', help: 'Render server heartbeats written', registers });
   const lost = new Counter({
@@ -34,9 +35,7 @@ export function createMetrics() {
   });
   const registered = new Counter({ name: 'render_dispatch_servers_registered_total', help: 'Render servers that registered (or came back)', registers });
   const connections = new Gauge({ name: 'render_dispatch_page_connections', help: 'Pages connected to /stream', registers });
-  const storeCalls = new Histogram({
-    name: 'render_dispatch_store_duration_seconds', help: 'Lease store calls, by method', labelNames: ['method'] as const, buckets: LATENCY_BUCKETS, registers,
-  });
+  const storeCalls = createHotHistogram('render_dispatch_store_duration_seconds', 'Lease store calls, by method', LATENCY_BUCKETS);
   // Every label value from the start, so that a rate over a series that has not moved yet is 0, not absent.
   for (const source of ['local', 'lent']) handouts.inc({ source }, 0);
   for (const reason of ['closed', 'expired', 'drained', 'replaced']) lost.inc({ reason }, 0);
@@ -44,10 +43,13 @@ export function createMetrics() {
 
   return {
     registry,
-    /** Times one lease store call (see timedStore). */
-    storeCall(method: string, seconds: number, failed: boolean): void {
-      storeCalls.observe({ method }, seconds);
-      if (failed) storeErrors.inc({ method });
+    /** The observer of one lease store method's calls (see timedStore). */
+    storeCall(method: string): (seconds: number, failed: boolean) => void {
+      const observe = storeCalls.series({ method });
+      return (seconds, failed) => {
+        observe(seconds);
+        if (failed) storeErrors.inc({ method });
+      };
     },
     /** Counts what `dispatcher` does from now on, and reads its gauges when scraped. */
     watch(dispatcher: Dispatcher, store: LeaseStore): void {
@@ -58,7 +60,7 @@ export function createMetrics() {
         if (outcome === 'error') refused.inc();
         if (outcome === 'queued') queued.inc();
         if (waitedMs !== undefined) waited.observe(waitedMs / 1000);
-        else latency.observe(ms / 1000);
+        else answered(ms / 1000);
       });
       events.on('heartbeat', () => heartbeats.inc());
       events.on('server.lost', ({ kind, reason }) => kind === 'render' && lost.inc({ reason }));
@@ -85,7 +87,10 @@ export function createMetrics() {
         },
       });
     },
-    text: (): Promise<string> => registry.metrics(),
+    async text(): Promise<string> {
+      const hot = [latency.text(), storeCalls.text()].filter(Boolean).join('\n\n');
+      return `${await registry.metrics()}${hot ? `\n${hot}\n` : ''}`;
+    },
   };
 }
 
@@ -95,20 +100,29 @@ export type Metrics = ReturnType<typeof createMetrics>;
  * The store with every asynchronous call timed. The methods are the interface's (a new one is
  * a compile error here until it is timed or listed as not worth it).
  */
-export function timedStore(store: LeaseStore, observe: Metrics['storeCall']): LeaseStore {
-  const time = <A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
+export function timedStore(store: LeaseStore, observer: Metrics['storeCall']): LeaseStore {
+  const time = <A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>) => {
+    const observe = observer(method);
+    return (...args: A): Promise<R> => {
       const started = performance.now();
-      let failed = false;
+      let call: Promise<R>;
       try {
-        return await fn(...args);
+        call = fn(...args);
       } catch (error) {
-        failed = true;
-        throw error;
-      } finally {
-        observe(method, (performance.now() - started) / 1000, failed);
+        call = Promise.reject(error);
       }
+      return call.then(
+        (value) => {
+          observe((performance.now() - started) / 1000, false);
+          return value;
+        },
+        (error: unknown) => {
+          observe((performance.now() - started) / 1000, true);
+          throw error;
+        },
+      );
     };
+  };
   return {
     engine: store.engine,
     location: store.location,
