@@ -1,7 +1,7 @@
 // The PostgreSQL tables, in a schema of their own (render_dispatch) so they share a database with
 // anything else, built by numbered migrations. Every dispatcher opening the database runs them
 // under one advisory lock in one transaction: the first applies what is missing, the others find
-// it done, and nothing is ever dropped. A database migrated by a newer release is refused, not
+// it done, and no lease is ever dropped. A database migrated by a newer release is refused, not
 // guessed at. Times are milliseconds since the epoch on the database's clock, as double precision
 // (exact for whole numbers far beyond any date), so they reach JavaScript as numbers.
 
@@ -63,6 +63,13 @@ CREATE TABLE waiting (
 );
 CREATE INDEX waiting_by_address ON waiting (address);
 CREATE INDEX waiting_by_owner ON waiting (owner);`,
+  // A page's reservation not yet claimed, by its connection or its session, from reservations
+  // only: the whole-table indexes kept the holder and session of every server a page was ever
+  // handed, and a page asking again visited them all.
+  2: `
+DROP INDEX servers_by_holder;
+CREATE INDEX servers_holding ON servers (holder) WHERE state = 'reserved';
+CREATE INDEX servers_session_holding ON servers (session) WHERE state = 'reserved' AND session IS NOT NULL;`,
 };
 export const SCHEMA_VERSION = Math.max(...Object.keys(MIGRATIONS).map(Number));
 

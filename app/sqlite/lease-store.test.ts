@@ -74,9 +74,12 @@ describe('SQLite lease file', () => {
     const [before] = await s.all();
     await s.close();
     // Back to version 6's shape: leases in the servers rows, no owner on places in line, no
-    // dispatchers table, no index of reservations by deadline.
+    // dispatchers table, no index of reservations by deadline, holders indexed whole.
     const db = new Database(path);
     db.run('DROP INDEX servers_lapsing');
+    db.run('DROP INDEX servers_holding');
+    db.run('DROP INDEX servers_session_holding');
+    db.run('CREATE INDEX servers_by_holder ON servers (holder)');
     for (const column of ['lease_expires INTEGER', 'fps REAL', 'frame_ms REAL']) db.run(`ALTER TABLE servers ADD COLUMN ${column} NOT NULL DEFAULT 0`);
     db.run('UPDATE servers SET lease_expires = (SELECT lease_expires FROM leases WHERE leases.id = servers.id)');
     db.run('DROP TRIGGER servers_lease_gone');

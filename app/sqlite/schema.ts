@@ -85,6 +85,13 @@ CREATE TRIGGER servers_lease_gone AFTER DELETE ON servers BEGIN DELETE FROM leas
   // Reservations by deadline, for allocation's look at the lapsed ones: walking servers_free past
   // every unclaimed reservation cost a table row and a lease each.
   9: `CREATE INDEX servers_lapsing ON servers (claim_expires) WHERE state = 'reserved';`,
+  // A page's reservation not yet claimed, by its connection or its session: the holder and session
+  // of every server a page was ever handed stayed in the whole-table indexes, and a page asking
+  // again walked them all (a page of the dispatch benchmark holds about 16: 3.7 µs against 0.7).
+  10: `
+DROP INDEX servers_by_holder;
+CREATE INDEX servers_holding ON servers (holder) WHERE state = 'reserved';
+CREATE INDEX servers_session_holding ON servers (session) WHERE state = 'reserved' AND session IS NOT NULL;`,
 };
 export const SCHEMA_VERSION = Math.max(...Object.keys(MIGRATIONS).map(Number));
 
