@@ -21,10 +21,12 @@ describe('hot histogram', () => {
     expect(lines(hot.text())).toEqual(lines(await registry.getSingleMetricAsString(NAME)));
   });
 
-  test('a series shows once observed; without labels, its lines have none but le', () => {
+  test('a series is there from the start at 0; without labels, its lines have none but le', () => {
     const hot = createHotHistogram(NAME, 'Requests', BUCKETS);
-    const observe = hot.series({});
     expect(hot.text()).toBe('');
+    const observe = hot.series({});
+    expect(hot.text()).toContain(`${NAME}_bucket{le="+Inf"} 0`);
+    expect(hot.text()).toContain(`${NAME}_count 0`);
     observe(0.002);
     expect(hot.text()).toContain(`${NAME}_bucket{le="0.005"} 1`);
     expect(hot.text()).toContain(`${NAME}_bucket{le="0.001"} 0`);

@@ -3,12 +3,13 @@
 // labels each time, which under load cost more than the store calls it timed. Here the caller
 // takes its series once (`series({ method: 'allocate' })`) and an observation is a bucket search
 // and three additions. Written out in Prometheus's text format, after the registry's own metrics,
-// with the same lines prom-client would write; a series shows once it has been observed.
+// with the same lines prom-client would write; every series taken is there from the start, at 0,
+// so that a rate over one that has not moved yet is 0, not absent.
 
 export interface HotHistogram {
   /** The observer of one label set's series; cheap to call, so take it once and keep it. */
   series(labels: Record<string, string>): (value: number) => void;
-  /** The histogram in Prometheus's text exposition format ('' before any observation). */
+  /** The histogram in Prometheus's text exposition format ('' before any series is taken). */
   text(): string;
 }
 
@@ -44,7 +45,6 @@ export function createHotHistogram(name: string, help: string, buckets: readonly
     text() {
       const lines: string[] = [];
       for (const { labels, counts, sum, count } of all.values()) {
-        if (count === 0) continue;
         const joined = (le: string) => `{le="${le}"${labels ? `,${labels}` : ''}}`;
         let cumulative = 0;
         bounds.forEach((bound, i) => {

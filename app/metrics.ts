@@ -107,7 +107,7 @@ export function timedStore(store: LeaseStore, observer: Metrics['storeCall']): L
       const started = performance.now();
       let call: Promise<R>;
       try {
-        call = fn(...args);
+        call = Promise.resolve(fn(...args));
       } catch (error) {
         call = Promise.reject(error);
       }

@@ -3,8 +3,9 @@
 // CPU time comes from each thread's scheduler counter (nanoseconds) where the kernel keeps one:
 // `utime` and `stime` in /proc/PID/stat count 10 ms clock ticks, and a benchmark's short window
 // (a few hundred milliseconds of a smoke run, a database answering 100 heartbeats) can round to
-// nothing. Threads that end inside a window take their time with them; the processes measured
-// here keep theirs for their life.
+// nothing. A thread that has ended keeps the last time it was read at, so that a process's total
+// never goes backwards (Bun's helper threads come and go); what it ran between that reading and
+// its end is lost, at most a few milliseconds.
 
 import { readFileSync, readdirSync } from 'node:fs';
 
@@ -12,9 +13,22 @@ const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 const statFields = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); // the name, in parentheses, may hold spaces
 
-/** Nanoseconds on a CPU of every live thread of a process, or null where the kernel has no schedstat. */
+const ticksMs = (pid: number) => {
+  const fields = statFields(pid);
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+};
+
+/** The last nanoseconds read of each thread, by process (its id and start time: ids are reused). */
+const threads = new Map<string, Map<string, number>>();
+
+/**
+ * Nanoseconds on a CPU of every thread of a process seen so far, or null where the kernel keeps no
+ * schedstat.
+ */
 function schedNs(pid: number): number | null {
-  let ns = 0;
+  const process = `${pid}@${statFields(pid)[19]}`;
+  let seen = threads.get(process);
+  if (!seen) threads.set(process, (seen = new Map()));
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let line: string;
     try {
@@ -23,8 +37,10 @@ function schedNs(pid: number): number | null {
       if ((error as NodeJS.ErrnoException).code === 'ESRCH' || !existsTask(pid, tid)) continue; // the thread ended
       return null;
     }
-    ns += Number(line.split(' ')[0]);
+    seen.set(tid, Number(line.split(' ')[0]));
   }
+  let ns = 0;
+  for (const value of seen.values()) ns += value;
   return ns;
 }
 
@@ -40,9 +56,8 @@ const existsTask = (pid: number, tid: string) => {
 /** User plus system CPU time the process has used, in milliseconds. */
 export function cpuMs(pid: number): number {
   const ns = schedNs(pid);
-  if (ns !== null) return ns / 1e6;
-  const fields = statFields(pid);
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  // None at all may also be a kernel that keeps the file but counts nothing in it.
+  return ns ? ns / 1e6 : ticksMs(pid);
 }
 
 /** Resident set size in bytes. */
