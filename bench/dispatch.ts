@@ -8,12 +8,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
+import { encode, parseDispatcherAnswer } from '../common/protocol.ts';
 import { lineChart } from './chart.ts';
 import type { InProcessCycles } from './cycle-in-process.ts';
 import { cpuShareDuring } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
 export type Mode = 'persistent' | 'per-request';
+/**
+ * How a client asks: the tutorial's plain `get_server_url`, or as the shipped page does (JSON with
+ * a request id per ask and a session of its own, so that the dispatcher looks for the request's
+ * earlier answer, a server kept for the session, and the session's busy server first).
+ */
+export type Ask = 'plain' | 'page';
 
 export interface DispatchOptions {
   concurrency: number[];
@@ -40,6 +47,8 @@ export interface DispatchRow {
   serverCpu: number;
   /** Every render server busy before the run: each answer is `none`. */
   fleetFull?: boolean;
+  /** Asked as the page asks (see Ask). */
+  asPage?: boolean;
 }
 
 function open(url: string): Promise<WebSocket> {
@@ -64,35 +73,45 @@ export interface LoadResult {
   elapsedMs: number;
 }
 
+/** The URL a plain or JSON answer names, or null for none; anything else is an error. */
+function answeredUrl(text: string, ask: Ask): string | null {
+  if (ask === 'plain') return text === 'none' ? null : text;
+  const parsed = parseDispatcherAnswer(text);
+  if (parsed.ok && parsed.value.type === 'server_url') return parsed.value.url;
+  if (parsed.ok && parsed.value.type === 'none') return null;
+  throw new Error(`the dispatcher answered neither a URL nor none: ${text}`);
+}
+
 /** `clients` loops asking until the time is up; each answered URL is a cycle its server completes. */
-export async function load(url: string, clients: number, mode: Mode, durationMs: number, byUrl: Map<string, SimulatedServer> | null): Promise<LoadResult> {
+export async function load(url: string, clients: number, mode: Mode, durationMs: number, byUrl: Map<string, SimulatedServer> | null, ask: Ask = 'plain'): Promise<LoadResult> {
   const result: LoadResult = { requests: 0, cycles: 0, nones: 0, latencies: [], elapsedMs: 0 };
   const persistent = mode === 'persistent' ? await Promise.all(Array.from({ length: clients }, () => open(url))) : [];
   const start = performance.now();
   const end = start + durationMs;
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
+      const session = `bench-${i}-${crypto.randomUUID()}`;
       let last = '';
       while (performance.now() < end) {
         const t0 = performance.now();
         const ws = mode === 'persistent' ? persistent[i] : await open(url);
         const answer = nextMessage(ws);
-        ws.send('get_server_url');
-        const text = await answer;
+        ws.send(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session, wait: false }));
+        const given = answeredUrl(await answer, ask);
         result.latencies.push(performance.now() - t0);
         if (mode === 'per-request') ws.close();
         result.requests++;
-        if (text === 'none') {
+        if (given === null) {
           result.nones++;
           continue;
         }
         // Asked again before its server's reports arrived, a connection gets its unclaimed grant
         // back: the same server, not a new cycle.
-        if (text === last) continue;
-        last = text;
+        if (given === last) continue;
+        last = given;
         result.cycles++;
-        const server = byUrl?.get(text.slice(0, text.indexOf('?')));
-        if (byUrl && !server) throw new Error(`answer names no simulated server: ${text}`);
+        const server = byUrl?.get(given.slice(0, given.indexOf('?')));
+        if (byUrl && !server) throw new Error(`answer names no simulated server: ${given}`);
         server?.report('connected');
         server?.report('gone');
       }
@@ -165,6 +184,14 @@ export async function runDispatch(options: DispatchOptions, log = console.error)
           await waitFor('the servers to be free', async () => (await servers(port)).every((s) => s.state === 'ready'), 10_000);
         }
       }
+      if (serverCount === Math.max(...options.servers)) {
+        // The same persistent loop asking as the shipped page asks.
+        const clients = Math.max(...options.concurrency.filter((n) => n <= 64));
+        const { result, cpuShare } = await cpuShareDuring(dispatcher.child.pid!, () => load(`ws://127.0.0.1:${port}/stream`, clients, 'persistent', options.durationMs, byUrl, 'page'));
+        rows.push({ ...row('dispatcher', serverCount, 'persistent', clients, result, cpuShare), asPage: true });
+        log(`dispatcher (${serverCount} servers) persistent ${clients} clients, as the page asks: ${rows.at(-1)!.cyclesPerSecond} cycles/s`);
+        await waitFor('the servers to be free', async () => (await servers(port)).every((s) => s.state === 'ready'), 10_000);
+      }
       if (serverCount === Math.min(...options.servers)) {
         // A crowd at a full fleet: every server has its client, 64 persistent pages ask and are told `none`.
         const clients = Math.max(...options.concurrency.filter((n) => n <= 64));
@@ -201,7 +228,8 @@ export function dispatchTable(rows: DispatchRow[]): string {
     markdownTable(
       ['server', 'render servers', 'connections', 'clients', 'requests/s', 'cycles/s', 'none', 'p50', 'p99', 'max', 'server CPU'],
       rows.map((r) => [
-        r.target === 'baseline' ? 'bare Bun.serve' : 'dispatcher', r.servers ?? '-', r.fleetFull ? `${r.mode}, every server busy` : r.mode, r.clients,
+        r.target === 'baseline' ? 'bare Bun.serve' : 'dispatcher', r.servers ?? '-',
+        r.fleetFull ? `${r.mode}, every server busy` : r.asPage ? `${r.mode}, as the page asks` : r.mode, r.clients,
         r.requestsPerSecond, r.target === 'baseline' ? '-' : r.cyclesPerSecond, `${Math.round(r.noneShare * 100)}%`,
         ms(r.p50Ms), ms(r.p99Ms), ms(r.maxMs), `${Math.round(r.serverCpu * 100)}%`,
       ]),
@@ -215,12 +243,13 @@ export function dispatchTable(rows: DispatchRow[]): string {
  */
 export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles): string {
   const find = (target: DispatchRow['target'], servers: number | null, clients: number, fleetFull = false) =>
-    rows.find((r) => r.target === target && r.servers === servers && r.mode === 'persistent' && r.clients === clients && !!r.fleetFull === fleetFull);
+    rows.find((r) => r.target === target && r.servers === servers && r.mode === 'persistent' && r.clients === clients && !!r.fleetFull === fleetFull && !r.asPage);
   const baseline64 = find('baseline', null, 64);
   const busy64 = find('dispatcher', 1000, 64);
   const few16 = find('dispatcher', 10, 16);
   const few256 = find('dispatcher', 10, 256);
   const crowd = find('dispatcher', 10, 64, true);
+  const asPage = rows.find((r) => r.asPage);
   const pct = (a?: number, b?: number) => (a !== undefined && b ? `${((a / b) * 100).toFixed(1)}%` : '-');
   return [
     'Against the targets (persistent connections; ratios within this run)',
@@ -234,6 +263,13 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
         ['answers/s to 64 clients at a full fleet, as a share of the bare server\'s', '≥ 50%', `${pct(crowd?.requestsPerSecond, baseline64?.requestsPerSecond)} (${crowd?.requestsPerSecond ?? '-'} / ${baseline64?.requestsPerSecond ?? '-'})`],
       ],
     ),
+    ...(asPage
+      ? [
+          '',
+          `As the shipped page asks (JSON, a request id per ask, a session; ${asPage.servers} servers, ${asPage.clients} clients): ${asPage.cyclesPerSecond} cycles/s, ` +
+            `${pct(asPage.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s, p99 ${ms(asPage.p99Ms)} ms.`,
+        ]
+      : []),
     ...(inProcess
       ? [
           '',
@@ -248,7 +284,7 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
 export function dispatchChart(rows: DispatchRow[]): string {
   const series = new Map<string, [number, number][]>();
   for (const r of rows) {
-    if (r.fleetFull) continue;
+    if (r.fleetFull || r.asPage) continue;
     const name = r.target === 'baseline' ? `bare Bun.serve, ${r.mode}` : `dispatcher ${r.servers} servers, ${r.mode}`;
     series.set(name, [...(series.get(name) ?? []), [r.clients, r.target === 'baseline' ? r.requestsPerSecond : r.cyclesPerSecond]]);
   }
