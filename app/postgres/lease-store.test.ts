@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { SQL } from 'bun';
 import { closeStores, sharedCluster } from '../testing/engines.ts';
-import { PENDING } from './allocation.ts';
+import { FREE, PENDING } from './allocation.ts';
 import { NOW } from './client.ts';
 import { openPostgresStore } from './lease-store.ts';
 import { SCHEMA, SCHEMA_VERSION } from './schema.ts';
@@ -104,7 +104,7 @@ describe('PostgreSQL lease store', () => {
     await s.close();
   }, 15_000);
 
-  test("a page's pending reservation is looked up among reservations only, not every server it was ever handed", async () => {
+  test("a page's pending reservation is looked up among reservations only, and a session's kept server by its session", async () => {
     const url = await database();
     const s = await openPostgresStore(url);
     for (let i = 0; i < 200; i++) await s.register({ ...input, id: `s${i}`, url: `ws://127.0.0.1:1/s${i}`, conn: `c${i}` });
@@ -122,6 +122,11 @@ describe('PostgreSQL lease store', () => {
     expect(plan).toMatch(/Index Scan using servers_(session_)?holding|Bitmap Index Scan on servers_(session_)?holding/);
     expect(plan).not.toContain('servers_by_session');
     expect(plan).not.toContain('Seq Scan');
+    // And a server kept for a returning session is looked up by the session, not among every free one.
+    const sticky = (await sql.unsafe(
+      `EXPLAIN SELECT id FROM servers WHERE session = 'sess-2' AND session_until > 0 AND ${FREE('0').replaceAll(NOW, '0')} LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    )).map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+    expect(sticky).toContain('servers_by_session');
     await sql.close();
     await s.close();
   }, 15_000);

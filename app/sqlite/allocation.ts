@@ -9,7 +9,7 @@ import type { Clock } from '../clock.ts';
 import type { Allocation } from '../lease-store.ts';
 import type { FullFleet } from './full-fleet.ts';
 import type { GroupCommit } from './group-commit.ts';
-import { SERVERS } from './schema.ts';
+import { LEASE_EXPIRES, SERVERS } from './schema.ts';
 
 const ALLOCATION = `id, url, key, claim_expires AS claimExpires, handed_at AS handedAt, grant_id AS grantId, session`;
 
@@ -54,21 +54,24 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
     const { now, claimExpires, grantId, session } = params;
     return { id: picked.id, url: picked.url, key: picked.key, claimExpires, handedAt: now, grantId, session };
   };
+  // The server kept for a returning session, looked up by session: left to itself, SQLite walked
+  // every free server's entry in servers_free instead, for every page that sends its session
+  // (about 100 µs at 1,000 servers; now under 1 µs).
   const allocateSticky = db.query<Allocation, AllocateParams & { session: string }>(`
     UPDATE servers SET state = 'reserved', claim_expires = $claimExpires, session_until = NULL, handed_at = $now, updated_at = $now,
       grant_id = $grantId, holder = $holder
     WHERE id = (
-      SELECT id FROM ${SERVERS}
-      WHERE session = $session AND session_until > $now AND ${FREE}
+      SELECT id FROM servers INDEXED BY servers_by_session
+      WHERE session = $session AND session_until > $now AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
+        AND health >= $minHealth AND ${LEASE_EXPIRES} > $now
       LIMIT 1)
     RETURNING ${ALLOCATION}`);
   const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(`SELECT count(*) AS n FROM ${SERVERS} WHERE ${FREE}`);
   // A reservation not yet claimed, held by this page's connection or session: asked again, the
   // page gets that one back instead of a second server. Each is looked up in a partial index of
-  // reservations only (migration 10), the lease by a subquery: the same lookup as a join made a
-  // two-index search 30 times slower.
+  // reservations only (migration 10), the lease by a subquery (LEASE_EXPIRES).
   const PENDING = `SELECT ${ALLOCATION} FROM servers INDEXED BY`;
-  const STILL = `state = 'reserved' AND claim_expires > $now AND (SELECT lease_expires FROM leases WHERE leases.id = servers.id) > $now LIMIT 1`;
+  const STILL = `state = 'reserved' AND claim_expires > $now AND ${LEASE_EXPIRES} > $now LIMIT 1`;
   const pendingByHolder = db.query<Allocation, { now: number; holder: string }>(`${PENDING} servers_holding WHERE holder = $holder AND ${STILL}`);
   const pendingBySession = db.query<Allocation, { now: number; session: string }>(`${PENDING} servers_session_holding WHERE session = $session AND ${STILL}`);
 
