@@ -11,10 +11,12 @@ import { encode } from '../common/protocol.ts';
 import { createDispatcher } from '../app/dispatcher.ts';
 import { createMetrics, timedStore } from '../app/metrics.ts';
 import { openSqliteStore } from '../app/sqlite/lease-store.ts';
+import { answeredUrl, type Ask } from './dispatch.ts';
 
 export interface InProcessCycles {
   servers: number;
   pages: number;
+  ask: Ask;
   cyclesPerSecond: number;
   /** Wall-clock microseconds per cycle (the process does nothing else meanwhile). */
   microseconds: number;
@@ -23,8 +25,11 @@ export interface InProcessCycles {
 const CONNECTED = encode({ type: 'client', event: 'connected' });
 const GONE = encode({ type: 'client', event: 'gone' });
 
-/** `pages` pages asking in a loop for `ms`, each answered URL a cycle its server's reports complete, as in the socket runs. */
-export async function cyclesInProcess(servers: number, pages: number, ms: number): Promise<InProcessCycles> {
+/**
+ * `pages` pages asking in a loop for `ms`, each answered URL a cycle its server's reports complete,
+ * as in the socket runs; asking plainly or as the shipped page asks (see Ask).
+ */
+export async function cyclesInProcess(servers: number, pages: number, ms: number, ask: Ask = 'plain'): Promise<InProcessCycles> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-in-process-'));
   const metrics = createMetrics();
   const store = timedStore(openSqliteStore(join(dir, 'dispatcher.db')), metrics.storeCall);
@@ -52,17 +57,24 @@ export async function cyclesInProcess(servers: number, pages: number, ms: number
       Array.from({ length: pages }, async () => {
         let answer: (text: string) => void = () => {};
         const page = dispatcher.openStream({ ...ignore, send: (text) => answer(text) }, { address: '127.0.0.1' });
+        const session = `in-process-${crypto.randomUUID()}`;
         let last = '';
         while (!failure && performance.now() < end) {
           const answered = new Promise<string>((resolve) => (answer = resolve));
-          void page.message('get_server_url');
-          const text = await answered;
-          if (text === 'none' || text === last) continue;
-          last = text;
+          void page.message(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session, wait: false }));
+          let given: string | null;
+          try {
+            given = answeredUrl(await answered, ask);
+          } catch (error) {
+            failure = error as Error;
+            break;
+          }
+          if (given === null || given === last) continue;
+          last = given;
           cycles++;
-          const report = reports.get(text.slice(0, text.indexOf('?')));
+          const report = reports.get(given.slice(0, given.indexOf('?')));
           if (!report) {
-            failure = new Error(`a page was answered neither a server's URL nor none: ${text}`);
+            failure = new Error(`a page was answered neither a server's URL nor none: ${given}`);
             break;
           }
           void report(CONNECTED);
@@ -73,7 +85,7 @@ export async function cyclesInProcess(servers: number, pages: number, ms: number
     );
     if (failure) throw failure;
     const seconds = (performance.now() - start) / 1000;
-    return { servers, pages, cyclesPerSecond: Math.round(cycles / seconds), microseconds: (seconds * 1e6) / cycles };
+    return { servers, pages, ask, cyclesPerSecond: Math.round(cycles / seconds), microseconds: (seconds * 1e6) / cycles };
   } finally {
     dispatcher.stop();
     await dispatcher.flush();

@@ -74,7 +74,7 @@ export interface LoadResult {
 }
 
 /** The URL a plain or JSON answer names, or null for none; anything else is an error. */
-function answeredUrl(text: string, ask: Ask): string | null {
+export function answeredUrl(text: string, ask: Ask): string | null {
   if (ask === 'plain') return text === 'none' ? null : text;
   const parsed = parseDispatcherAnswer(text);
   if (parsed.ok && parsed.value.type === 'server_url') return parsed.value.url;
@@ -241,7 +241,7 @@ export function dispatchTable(rows: DispatchRow[]): string {
  * The speed targets that rest on this benchmark, each a ratio within the run; with the cycle in
  * process (no sockets), the most cycles the dispatcher's own code could complete on one core.
  */
-export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles): string {
+export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles[]): string {
   const find = (target: DispatchRow['target'], servers: number | null, clients: number, fleetFull = false) =>
     rows.find((r) => r.target === target && r.servers === servers && r.mode === 'persistent' && r.clients === clients && !!r.fleetFull === fleetFull && !r.asPage);
   const baseline64 = find('baseline', null, 64);
@@ -270,14 +270,12 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
             `${pct(asPage.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s, p99 ${ms(asPage.p99Ms)} ms.`,
         ]
       : []),
-    ...(inProcess
-      ? [
-          '',
-          `The same cycle in process, without sockets (${inProcess.servers} servers, ${inProcess.pages} pages): ${inProcess.cyclesPerSecond} cycles/s, ` +
-            `${inProcess.microseconds.toFixed(1)} µs each = ${pct(inProcess.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s: ` +
-            'the most the dispatcher\'s own code and store allow one core with free sockets.',
-        ]
-      : []),
+    ...(inProcess ?? []).flatMap((cycle) => [
+      '',
+      `The same cycle in process, without sockets (${cycle.servers} servers, ${cycle.pages} pages${cycle.ask === 'page' ? ', asking as the page asks' : ''}): ` +
+        `${cycle.cyclesPerSecond} cycles/s, ${cycle.microseconds.toFixed(1)} µs each = ${pct(cycle.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s` +
+        (cycle.ask === 'plain' ? ': the most the dispatcher\'s own code and store allow one core with free sockets.' : '.'),
+    ]),
   ].join('\n');
 }
 

@@ -30,7 +30,8 @@ const BENCHES: Record<string, (smoke: boolean) => Promise<Outcome>> = {
   async dispatch(smoke) {
     const costs = await allocation.allocationCost(smoke ? [10, 100] : [10, 1000, 10_000], smoke ? 1000 : 20_000);
     const rows = await dispatch.runDispatch(smoke ? dispatch.SMOKE : dispatch.FULL);
-    const inProcess = await cyclesInProcess(smoke ? 10 : 1000, smoke ? 8 : 64, smoke ? 300 : 3000);
+    const inProcess = [];
+    for (const ask of ['plain', 'page'] as const) inProcess.push(await cyclesInProcess(smoke ? 10 : 1000, smoke ? 8 : 64, smoke ? 300 : 3000, ask));
     return {
       table: `${allocation.allocationTable(costs)}\n\n${dispatch.dispatchTable(rows)}\n\n${dispatch.dispatchTargets(rows, inProcess)}`,
       raw: { allocation: costs, rows, inProcess },

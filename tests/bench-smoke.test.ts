@@ -20,7 +20,7 @@ async function smoke(name: string): Promise<{ table: string; result: any }> {
 describe('benchmark smoke runs', () => {
   test('dispatch: the dispatcher completes cycles, the baseline answers, and a chart is drawn', async () => {
     const { result, table } = await smoke('dispatch');
-    const rows = result.rows as { target: string; cyclesPerSecond: number; requestsPerSecond: number; p99Ms: number; noneShare: number; fleetFull?: boolean }[];
+    const rows = result.rows as { target: string; cyclesPerSecond: number; requestsPerSecond: number; p99Ms: number; noneShare: number; fleetFull?: boolean; asPage?: boolean }[];
     assert.ok((result.allocation as { microseconds: number; groupedMicroseconds: number }[]).every((c) => c.microseconds > 0 && c.groupedMicroseconds > 0));
     assert.ok(rows.some((r) => r.target === 'baseline' && r.requestsPerSecond > 0));
     assert.ok(rows.filter((r) => r.target === 'dispatcher' && !r.fleetFull).every((r) => r.cyclesPerSecond > 0 && r.p99Ms > 0));
@@ -30,7 +30,8 @@ describe('benchmark smoke runs', () => {
     assert.ok(crowd[0].requestsPerSecond > 0 && crowd[0].noneShare === 1 && crowd[0].cyclesPerSecond === 0);
     assert.match(table, /Against the targets/);
     // The cycle without sockets completes cycles too.
-    assert.ok((result.inProcess as { cyclesPerSecond: number }).cyclesPerSecond > 0);
+    assert.deepEqual((result.inProcess as { ask: string; cyclesPerSecond: number }[]).map((c) => [c.ask, c.cyclesPerSecond > 0]), [['plain', true], ['page', true]]);
+    assert.ok(rows.some((r) => r.asPage && r.cyclesPerSecond > 0));
     assert.match(table, /The same cycle in process, without sockets/);
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
