@@ -66,14 +66,14 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
 
   async function pick({ session, conn = null, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
     if (session) {
+      // The session's server still busy with its old client (a reload asking before its old
+      // socket's close was reported) is waited for a moment. It is looked at before the server
+      // kept for the session: the other way round, a release landing between the two looks was
+      // seen by neither, and the session was given a second server.
+      const held = waitForOwnServer ? await store.heldBy(session) : null;
+      if (held) await waitForRelease(held, OWN_SERVER_WAIT_MS);
       const own = await store.allocateSticky(session, claimMs, minHealth, conn);
       if (own) return own;
-      const held = waitForOwnServer ? await store.heldBy(session) : null;
-      if (held) {
-        await waitForRelease(held, OWN_SERVER_WAIT_MS);
-        const back = await store.allocateSticky(session, claimMs, minHealth, conn);
-        if (back) return back;
-      }
     }
     return store.allocate(claimMs, minHealth, session ?? null, conn);
   }

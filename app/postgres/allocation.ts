@@ -37,8 +37,8 @@ const pendingOrReserve = (pick: string, takeSession: boolean) =>
 /** The healthiest free server, then the least recently handed out. */
 export const ALLOCATE = pendingOrReserve(`SELECT id FROM servers WHERE ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`, true);
 
-/** The server the session had, if it is free and the session's grace period has not passed. */
+/** The server the session had, if it is free and the session's grace period has not passed (of several, in allocation's order). */
 export const ALLOCATE_STICKY = pendingOrReserve(
-  `SELECT id FROM servers WHERE session = $3 AND session_until > ${NOW} AND ${FREE('$6')} LIMIT 1 FOR UPDATE SKIP LOCKED`,
+  `SELECT id FROM servers WHERE session = $3 AND session_until > ${NOW} AND ${FREE('$6')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
   false,
 );

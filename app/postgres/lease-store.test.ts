@@ -124,7 +124,7 @@ describe('PostgreSQL lease store', () => {
     expect(plan).not.toContain('Seq Scan');
     // And a server kept for a returning session is looked up by the session, not among every free one.
     const sticky = (await sql.unsafe(
-      `EXPLAIN SELECT id FROM servers WHERE session = 'sess-2' AND session_until > 0 AND ${FREE('0').replaceAll(NOW, '0')} LIMIT 1 FOR UPDATE SKIP LOCKED`,
+      `EXPLAIN SELECT id FROM servers WHERE session = 'sess-2' AND session_until > 0 AND ${FREE('0').replaceAll(NOW, '0')} ORDER BY health DESC, handed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
     )).map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
     expect(sticky).toContain('servers_by_session');
     await sql.close();

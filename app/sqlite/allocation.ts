@@ -64,7 +64,7 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
       SELECT id FROM servers INDEXED BY servers_by_session
       WHERE session = $session AND session_until > $now AND (state = 'ready' OR (state = 'reserved' AND claim_expires <= $now))
         AND health >= $minHealth AND ${LEASE_EXPIRES} > $now
-      LIMIT 1)
+      ${ORDER})
     RETURNING ${ALLOCATION}`);
   const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(`SELECT count(*) AS n FROM ${SERVERS} WHERE ${FREE}`);
   // A reservation not yet claimed, held by this page's connection or session: asked again, the

@@ -95,7 +95,7 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
     ON CONFLICT (id) DO UPDATE SET lease_expires = excluded.lease_expires`);
 
   const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
-    SELECT id FROM servers WHERE session = $session AND state = 'busy' AND ${LEASE_EXPIRES} > $now LIMIT 1`);
+    SELECT id FROM servers INDEXED BY servers_by_session WHERE session = $session AND state = 'busy' AND ${LEASE_EXPIRES} > $now LIMIT 1`);
 
   // When the client leaves, its session may come back for the server within the grace period.
   const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`

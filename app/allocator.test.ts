@@ -1,0 +1,49 @@
+import { describe, expect, test } from 'bun:test';
+import { createAllocator } from './allocator.ts';
+import type { LeaseStore } from './lease-store.ts';
+import { openSqliteStore } from './sqlite/lease-store.ts';
+
+const GRACE_MS = 60_000;
+
+async function twoServers() {
+  const clock = { t: 1_000_000, now: () => clock.t };
+  const store: LeaseStore = openSqliteStore(':memory:', clock);
+  for (const id of ['a', 'b']) {
+    await store.register({ id, url: `ws://127.0.0.1:1/${id}`, conn: `c-${id}`, instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: 600_000 });
+  }
+  const allocator = createAllocator({ store, claimMs: 10_000, minHealth: 0, log: () => {} });
+  return { store, allocator };
+}
+
+describe('allocator', () => {
+  test("a session's server released while it asks again is given back, not a second one", async () => {
+    const { store, allocator } = await twoServers();
+    const first = (await allocator.allocate({ session: 'sess', conn: 'page-1' }))!;
+    const conn = `c-${first.serverId}`;
+    await store.setClient(first.serverId, conn, 'connected');
+    // The page reloads; its old client's departure lands while the new ask is being answered,
+    // just before the allocator looks for the session's busy server.
+    const heldBy = store.heldBy;
+    store.heldBy = async (session) => {
+      await store.setClient(first.serverId, conn, 'none', GRACE_MS);
+      allocator.released(first.serverId);
+      return heldBy(session);
+    };
+    const again = (await allocator.allocate({ session: 'sess', conn: 'page-2' }))!;
+    expect(again.serverId).toBe(first.serverId);
+    await store.close();
+  });
+
+  test("a session's server still busy is waited for, and given back once its client leaves", async () => {
+    const { store, allocator } = await twoServers();
+    const first = (await allocator.allocate({ session: 'sess', conn: 'page-1' }))!;
+    const conn = `c-${first.serverId}`;
+    await store.setClient(first.serverId, conn, 'connected');
+    const asking = allocator.allocate({ session: 'sess', conn: 'page-2' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await store.setClient(first.serverId, conn, 'none', GRACE_MS);
+    allocator.released(first.serverId);
+    expect((await asking)!.serverId).toBe(first.serverId);
+    await store.close();
+  });
+});
