@@ -16,9 +16,10 @@ import { markdownTable, percentile } from './stats.ts';
 
 export type Mode = 'persistent' | 'per-request';
 /**
- * How a client asks: the tutorial's plain `get_server_url`, or as the shipped page does (JSON with
- * a request id per ask and a session of its own, so that the dispatcher looks for the request's
- * earlier answer, a server kept for the session, and the session's busy server first).
+ * How a client asks: the tutorial's plain `get_server_url`, or as the shipped page does when it
+ * opens (JSON with a request id and a session, both new on every ask, so that the dispatcher looks
+ * for the request's earlier answer, the session's busy server and a server kept for the session
+ * before it allocates one, and remembers its answer).
  */
 export type Ask = 'plain' | 'page';
 
@@ -59,9 +60,21 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
+/** A server that has not answered within this has failed the run. */
+export const ANSWER_TIMEOUT_MS = 10_000;
+
+/** The next message on `ws`; rejects if the socket closes or nothing comes within ANSWER_TIMEOUT_MS. */
 function nextMessage(ws: WebSocket): Promise<string> {
-  return new Promise((resolve) => {
-    ws.onmessage = (event) => resolve(String(event.data));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
+    ws.onmessage = (event) => {
+      clearTimeout(timer);
+      resolve(String(event.data));
+    };
+    ws.onclose = (event) => {
+      clearTimeout(timer);
+      reject(new Error(`the socket closed before an answer (${event.code} ${event.reason})`));
+    };
   });
 }
 
@@ -88,37 +101,44 @@ export async function load(url: string, clients: number, mode: Mode, durationMs:
   const persistent = mode === 'persistent' ? await Promise.all(Array.from({ length: clients }, () => open(url))) : [];
   const start = performance.now();
   const end = start + durationMs;
-  await Promise.all(
-    Array.from({ length: clients }, async (_, i) => {
-      const session = `bench-${i}-${crypto.randomUUID()}`;
-      let last = '';
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        const ws = mode === 'persistent' ? persistent[i] : await open(url);
-        const answer = nextMessage(ws);
-        ws.send(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session, wait: false }));
-        const given = answeredUrl(await answer, ask);
-        result.latencies.push(performance.now() - t0);
-        if (mode === 'per-request') ws.close();
-        result.requests++;
-        if (given === null) {
-          result.nones++;
-          continue;
+  try {
+    await Promise.all(
+      Array.from({ length: clients }, async (_, i) => {
+        let last = '';
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          const ws = mode === 'persistent' ? persistent[i] : await open(url);
+          let text: string;
+          try {
+            const answer = nextMessage(ws);
+            ws.send(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session: crypto.randomUUID(), wait: false }));
+            text = await answer;
+          } finally {
+            if (mode === 'per-request') ws.close();
+          }
+          const given = answeredUrl(text, ask);
+          result.latencies.push(performance.now() - t0);
+          result.requests++;
+          if (given === null) {
+            result.nones++;
+            continue;
+          }
+          // Asked again before its server's reports arrived, a connection gets its unclaimed grant
+          // back: the same server, not a new cycle.
+          if (given === last) continue;
+          last = given;
+          result.cycles++;
+          const server = byUrl?.get(given.slice(0, given.indexOf('?')));
+          if (byUrl && !server) throw new Error(`answer names no simulated server: ${given}`);
+          server?.report('connected');
+          server?.report('gone');
         }
-        // Asked again before its server's reports arrived, a connection gets its unclaimed grant
-        // back: the same server, not a new cycle.
-        if (given === last) continue;
-        last = given;
-        result.cycles++;
-        const server = byUrl?.get(given.slice(0, given.indexOf('?')));
-        if (byUrl && !server) throw new Error(`answer names no simulated server: ${given}`);
-        server?.report('connected');
-        server?.report('gone');
-      }
-    }),
-  );
+      }),
+    );
+  } finally {
+    for (const ws of persistent) ws.close();
+  }
   result.elapsedMs = performance.now() - start;
-  for (const ws of persistent) ws.close();
   return result;
 }
 
@@ -266,7 +286,7 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
     ...(asPage
       ? [
           '',
-          `As the shipped page asks (JSON, a request id per ask, a session; ${asPage.servers} servers, ${asPage.clients} clients): ${asPage.cyclesPerSecond} cycles/s, ` +
+          `As the shipped page asks when it opens (JSON, a new request id and session each time; ${asPage.servers} servers, ${asPage.clients} clients): ${asPage.cyclesPerSecond} cycles/s, ` +
             `${pct(asPage.cyclesPerSecond, baseline64?.requestsPerSecond)} of the bare server's requests/s, p99 ${ms(asPage.p99Ms)} ms.`,
         ]
       : []),

@@ -32,6 +32,7 @@ describe('benchmark smoke runs', () => {
     // The cycle without sockets completes cycles too.
     assert.deepEqual((result.inProcess as { ask: string; cyclesPerSecond: number }[]).map((c) => [c.ask, c.cyclesPerSecond > 0]), [['plain', true], ['page', true]]);
     assert.ok(rows.some((r) => r.asPage && r.cyclesPerSecond > 0));
+    assert.match(table, /As the shipped page asks/);
     assert.match(table, /The same cycle in process, without sockets/);
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
