@@ -34,6 +34,22 @@ describe('allocator', () => {
     await store.close();
   });
 
+  test('a server kept for the session is given at once, though another of its servers is still busy', async () => {
+    const { store, allocator } = await twoServers();
+    const busy = (await allocator.allocate({ session: 'sess', conn: 'page-1' }))!;
+    await store.setClient(busy.serverId, `c-${busy.serverId}`, 'connected');
+    // A second tab of the same session used the other server and left it, kept for the session.
+    const kept = (await allocator.allocate({ session: 'sess', conn: 'page-2', waitForOwnServer: false }))!;
+    expect(kept.serverId).not.toBe(busy.serverId);
+    await store.setClient(kept.serverId, `c-${kept.serverId}`, 'connected');
+    await store.setClient(kept.serverId, `c-${kept.serverId}`, 'none', GRACE_MS);
+    const started = performance.now();
+    const again = (await allocator.allocate({ session: 'sess', conn: 'page-3' }))!;
+    expect(again.serverId).toBe(kept.serverId);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await store.close();
+  });
+
   test("a session's server still busy is waited for, and given back once its client leaves", async () => {
     const { store, allocator } = await twoServers();
     const first = (await allocator.allocate({ session: 'sess', conn: 'page-1' }))!;

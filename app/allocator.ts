@@ -45,8 +45,9 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
   // Requests with an id whose answer is being signed: a retry that overtakes the first attempt
   // waits for it instead of reserving a second server. The answer itself is kept in the store.
   const inFlight = new Map<string, Promise<Grant | null>>();
-  // Allocations waiting for a server's client to leave, by server id.
+  // Allocations waiting for a server's client to leave, by server id; and how many clients have left.
   const releaseWaiters = new Map<string, Set<() => void>>();
+  let releases = 0;
   const signer = createTicketSigner();
 
   function waitForRelease(serverId: string, ms: number): Promise<void> {
@@ -66,14 +67,19 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
 
   async function pick({ session, conn = null, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
     if (session) {
-      // The session's server still busy with its old client (a reload asking before its old
-      // socket's close was reported) is waited for a moment. It is looked at before the server
-      // kept for the session: the other way round, a release landing between the two looks was
-      // seen by neither, and the session was given a second server.
-      const held = waitForOwnServer ? await store.heldBy(session) : null;
-      if (held) await waitForRelease(held, OWN_SERVER_WAIT_MS);
+      const releasesBefore = releases;
       const own = await store.allocateSticky(session, claimMs, minHealth, conn);
       if (own) return own;
+      // The session's server still busy with its old client (a reload asking before its old
+      // socket's close was reported) is waited for a moment. A release landing between the two
+      // looks is seen by neither, so when this dispatcher has heard of any meanwhile the kept
+      // server is looked for again: otherwise the session would be given a second server.
+      const held = waitForOwnServer ? await store.heldBy(session) : null;
+      if (held) await waitForRelease(held, OWN_SERVER_WAIT_MS);
+      if (held || releases !== releasesBefore) {
+        const back = await store.allocateSticky(session, claimMs, minHealth, conn);
+        if (back) return back;
+      }
     }
     return store.allocate(claimMs, minHealth, session ?? null, conn);
   }
@@ -140,6 +146,7 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
     },
     /** A server's client left: allocations waiting for it go on. */
     released(serverId: string): void {
+      releases++;
       for (const done of [...(releaseWaiters.get(serverId) ?? [])]) done();
     },
   };
