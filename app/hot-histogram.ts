@@ -30,16 +30,14 @@ export function createHotHistogram(name: string, help: string, buckets: readonly
   return {
     series(labels) {
       const key = Object.keys(labels).sort().map((label) => `${label}="${escape(labels[label])}"`).join(',');
-      let series = all.get(key);
-      if (!series) all.set(key, (series = { labels: key, counts: new Float64Array(bounds.length + 1), sum: 0, count: 0 }));
-      const { counts } = series;
-      const observed = series;
+      const series = all.get(key) ?? { labels: key, counts: new Float64Array(bounds.length + 1), sum: 0, count: 0 };
+      all.set(key, series);
       return (value) => {
         let i = 0;
         while (i < bounds.length && value > bounds[i]) i++;
-        counts[i]++;
-        observed.sum += value;
-        observed.count++;
+        series.counts[i]++;
+        series.sum += value;
+        series.count++;
       };
     },
     text() {

@@ -11,7 +11,7 @@ import { encode } from '../common/protocol.ts';
 import { createDispatcher } from '../app/dispatcher.ts';
 import { createMetrics, timedStore } from '../app/metrics.ts';
 import { openSqliteStore } from '../app/sqlite/lease-store.ts';
-import { ANSWER_TIMEOUT_MS, answeredUrl, type Ask } from './dispatch.ts';
+import { answerWithin, answeredUrl, askMessage, type Ask } from './asking.ts';
 
 export interface InProcessCycles {
   servers: number;
@@ -59,20 +59,14 @@ export async function cyclesInProcess(servers: number, pages: number, ms: number
         const page = dispatcher.openStream({ ...ignore, send: (text) => answer(text) }, { address: '127.0.0.1' });
         let last = '';
         while (!failure && performance.now() < end) {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const answered = new Promise<string>((resolve, reject) => {
-            answer = resolve;
-            timer = setTimeout(() => reject(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
-          });
-          void page.message(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session: crypto.randomUUID(), wait: false }));
+          const answered = answerWithin((resolve) => (answer = resolve));
+          void page.message(askMessage(ask));
           let given: string | null;
           try {
             given = answeredUrl(await answered, ask);
           } catch (error) {
             failure = error as Error;
             break;
-          } finally {
-            clearTimeout(timer);
           }
           if (given === null || given === last) continue;
           last = given;

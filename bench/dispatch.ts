@@ -8,20 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, servers, simulateRenderServer, startDispatcher, startProcess, waitFor, type Proc, type SimulatedServer } from '../tests/helpers.ts';
-import { encode, parseDispatcherAnswer } from '../common/protocol.ts';
+import { answerWithin, answeredUrl, askMessage, type Ask } from './asking.ts';
 import { lineChart } from './chart.ts';
 import type { InProcessCycles } from './cycle-in-process.ts';
 import { cpuShareDuring } from './procfs.ts';
 import { markdownTable, percentile } from './stats.ts';
 
 export type Mode = 'persistent' | 'per-request';
-/**
- * How a client asks: the tutorial's plain `get_server_url`, or as the shipped page does when it
- * opens (JSON with a request id and a session, both new on every ask, so that the dispatcher looks
- * for the request's earlier answer, the session's busy server and a server kept for the session
- * before it allocates one, and remembers its answer).
- */
-export type Ask = 'plain' | 'page';
 
 export interface DispatchOptions {
   concurrency: number[];
@@ -60,21 +53,11 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
-/** A server that has not answered within this has failed the run. */
-export const ANSWER_TIMEOUT_MS = 10_000;
-
-/** The next message on `ws`; rejects if the socket closes or nothing comes within ANSWER_TIMEOUT_MS. */
+/** The next message on `ws`; fails if the socket closes first, or nothing comes in time. */
 function nextMessage(ws: WebSocket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)), ANSWER_TIMEOUT_MS);
-    ws.onmessage = (event) => {
-      clearTimeout(timer);
-      resolve(String(event.data));
-    };
-    ws.onclose = (event) => {
-      clearTimeout(timer);
-      reject(new Error(`the socket closed before an answer (${event.code} ${event.reason})`));
-    };
+  return answerWithin((answer, fail) => {
+    ws.onmessage = (event) => answer(String(event.data));
+    ws.onclose = (event) => fail(new Error(`the socket closed before an answer (${event.code} ${event.reason})`));
   });
 }
 
@@ -84,15 +67,6 @@ export interface LoadResult {
   nones: number;
   latencies: number[];
   elapsedMs: number;
-}
-
-/** The URL a plain or JSON answer names, or null for none; anything else is an error. */
-export function answeredUrl(text: string, ask: Ask): string | null {
-  if (ask === 'plain') return text === 'none' ? null : text;
-  const parsed = parseDispatcherAnswer(text);
-  if (parsed.ok && parsed.value.type === 'server_url') return parsed.value.url;
-  if (parsed.ok && parsed.value.type === 'none') return null;
-  throw new Error(`the dispatcher answered neither a URL nor none: ${text}`);
 }
 
 /** `clients` loops asking until the time is up; each answered URL is a cycle its server completes. */
@@ -111,7 +85,7 @@ export async function load(url: string, clients: number, mode: Mode, durationMs:
           let text: string;
           try {
             const answer = nextMessage(ws);
-            ws.send(ask === 'plain' ? 'get_server_url' : encode({ type: 'get_server_url', requestId: crypto.randomUUID(), session: crypto.randomUUID(), wait: false }));
+            ws.send(askMessage(ask));
             text = await answer;
           } finally {
             if (mode === 'per-request') ws.close();

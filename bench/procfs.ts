@@ -26,9 +26,9 @@ const threads = new Map<string, Map<string, number>>();
  * schedstat.
  */
 function schedNs(pid: number): number | null {
-  const process = `${pid}@${statFields(pid)[19]}`;
-  let seen = threads.get(process);
-  if (!seen) threads.set(process, (seen = new Map()));
+  const key = `${pid}@${statFields(pid)[19]}`;
+  let seen = threads.get(key);
+  if (!seen) threads.set(key, (seen = new Map()));
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let line: string;
     try {
