@@ -107,14 +107,19 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
     const params = grantParams(claimMs, minHealth, conn);
     const full = fleet.known(minHealth, params.now);
     if (full) return pendingWhenFull(full, session, conn, params.now);
-    return group.write(() =>
-      pendingOr(session, conn, params.now, () => {
+    // Decided last in the turn, after the reports read in it: a server freed in the same turn is
+    // handed out, and a page asking again as its client's arrival is reported is not handed back
+    // the server that client now has. A page before it in the turn may have found the fleet full.
+    return group.last(() => {
+      const full = fleet.known(minHealth, params.now);
+      if (full) return full.pending ? held(session, conn, params.now) : null;
+      return pendingOr(session, conn, params.now, () => {
         const got = reserve({ ...params, session });
         if (got) fleet.forget();
         else if (everyServer) fleet.found(minHealth, params.now);
         return got;
-      }),
-    );
+      });
+    });
   };
 
   return {

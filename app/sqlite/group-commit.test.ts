@@ -108,6 +108,53 @@ describe('group commit', () => {
     expect(rollbacks()).toBe(1);
   });
 
+  test('a step asked to run last runs after the writes the turn brings later, before the commit, in the order asked', async () => {
+    const { group, committed, endTurn, insert, db } = open();
+    const count = () => db.query<{ n: number }, []>('SELECT count(*) AS n FROM t').get()!.n;
+    const order: string[] = [];
+    const first = group.last(() => (order.push('last 1'), count()));
+    const write = group.write(() => (order.push('write'), insert.get({ x: 1, parent: null })!.x));
+    const second = group.last(() => (order.push('last 2'), insert.get({ x: 2, parent: null })!.x));
+    let answered = false;
+    void second.then(() => (answered = true));
+    await Promise.resolve();
+    expect(order).toEqual(['write']);
+    endTurn();
+    expect(order).toEqual(['write', 'last 1', 'last 2']);
+    expect(committed()).toEqual([1, 2]);
+    expect([await first, await write, await second]).toEqual([1, 1, 2]);
+    expect(answered).toBe(true);
+    expect(group.commits).toBe(1);
+  });
+
+  test('a failed last step fails its caller alone; a turn with nothing but last steps commits them', async () => {
+    const { group, committed, endTurn, insert } = open();
+    const first = group.last(() => insert.get({ x: 1, parent: null })!.x);
+    const duplicate = group.last(() => insert.get({ x: 1, parent: null }));
+    const third = group.last(() => insert.get({ x: 2, parent: null })!.x);
+    endTurn();
+    await expect(duplicate).rejects.toThrow(/UNIQUE/);
+    expect([await first, await third]).toEqual([1, 2]);
+    expect(committed()).toEqual([1, 2]);
+  });
+
+  test('a last step that makes SQLite roll back fails every caller of its group, and the steps after it never run', async () => {
+    const { group, committed, endTurn, insert, db, rollbacks } = open();
+    db.run(`CREATE TRIGGER refuse BEFORE INSERT ON t WHEN new.x = 99 BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    const write = group.write(() => insert.get({ x: 1, parent: null }));
+    const refused = group.last(() => insert.get({ x: 99, parent: null }));
+    let ran = false;
+    const after = group.last(() => ((ran = true), insert.get({ x: 3, parent: null })));
+    const outcomes = Promise.allSettled([write, refused, after]);
+    endTurn();
+    expect((await outcomes).map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String(((await outcomes)[2] as PromiseRejectedResult).reason)).toMatch(/rolled the transaction back/);
+    expect(ran).toBe(false);
+    expect(db.inTransaction).toBe(false);
+    expect(committed()).toEqual([]);
+    expect(rollbacks()).toBe(1);
+  });
+
   test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {
     const { group, committed, endTurn, insert } = open();
     const write = group.write(() => insert.get({ x: 1, parent: null }));

@@ -5,7 +5,11 @@
 // gets its result only after the commit, so no reply ever claims what is not yet written; a failed
 // commit rolls back and fails every caller of its group. A read made while writes are waiting for
 // their commit waits for it too: it may have seen them. Statements still run at once and in order,
-// so nothing can come between the statements of one step.
+// so nothing can come between the statements of one step. A decision that should see everything
+// the turn brought (which server a page is handed) runs last, just before the commit: the messages
+// of one turn are read in whatever order the sockets came up, and a page's request read before
+// the report that frees a server would otherwise miss it, or be handed back the server whose
+// client has just connected.
 //
 // Two connections of one process to one file (a test's second dispatcher) would wait on each
 // other's write lock in the one thread they share: a connection opening a transaction first
@@ -18,6 +22,11 @@ export interface GroupCommit {
   write<T>(step: () => T): Promise<T>;
   /** Runs `step` now; resolves with its result once any writes it may have seen are committed. */
   read<T>(step: () => T): Promise<T>;
+  /**
+   * Runs `step` in this turn's transaction after the turn's other callbacks, just before it
+   * commits (steps in the order asked); resolves with its result once that commits.
+   */
+  last<T>(step: () => T): Promise<T>;
   /** Commits the open transaction now, if any (before a checkpoint or closing the file). */
   flush(): void;
   /** How many transactions have committed (for tests and benchmarks). */
@@ -26,6 +35,8 @@ export interface GroupCommit {
 
 interface Group {
   committed: Promise<void>;
+  /** The steps to run before the commit. */
+  last: (() => void)[];
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -44,7 +55,7 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
   function begin(): Group {
     for (const [other, commitOther] of openGroups) if (other !== db) commitOther();
     db.run('BEGIN IMMEDIATE');
-    openGroups.set(db, commit);
+    openGroups.set(db, () => void (current() && commit()));
     let resolve!: () => void;
     let reject!: (error: unknown) => void;
     const committed = new Promise<void>((res, rej) => {
@@ -53,13 +64,20 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     });
     // A group whose callers have all gone still fails quietly.
     committed.catch(() => {});
-    const group = { committed, resolve, reject };
+    const group: Group = { committed, resolve, reject, last: [] };
     later(() => open === group && current() && commit());
     return group;
   }
 
   function commit(): void {
     const group = open!;
+    // A step that made SQLite roll back by itself ends the group: the steps after it never run
+    // (outside a transaction they would commit alone), and every caller fails.
+    for (const step of group.last) {
+      if (!db.inTransaction) break;
+      step();
+    }
+    if (!current()) return;
     open = null;
     openGroups.delete(db);
     try {
@@ -114,6 +132,23 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       }
       const group = current();
       return group ? group.committed.then(() => result) : Promise.resolve(result);
+    },
+    last<T>(step: () => T): Promise<T> {
+      let group: Group;
+      try {
+        group = current() ?? (open = begin());
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      let outcome: { value: T } | { error: unknown } = { error: new Error('the step never ran') };
+      group.last.push(() => {
+        try {
+          outcome = { value: step() };
+        } catch (error) {
+          outcome = { error };
+        }
+      });
+      return group.committed.then(() => ('value' in outcome ? outcome.value : Promise.reject(outcome.error)));
     },
     flush(): void {
       if (current()) commit();

@@ -142,20 +142,42 @@ describe('SQLite lease file', () => {
     await s.close();
   });
 
-  test('at a full fleet, what a rolled-back transaction reserved is handed out again', async () => {
+  test('a reservation undone with its turn is handed out again; the asks after it in the turn fail rather than write alone', async () => {
     const path = join(fresh(), 'd.db');
     const s = openSqliteStore(path);
     await s.register(input(1));
     await s.register(input(2));
     // A write the file refuses by rolling the whole transaction back (as a full disk would).
     const db = new Database(path);
-    db.run(`CREATE TRIGGER trap BEFORE UPDATE ON servers WHEN new.id = 's2' AND new.state = 'draining' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    db.run(`CREATE TRIGGER trap AFTER UPDATE ON servers WHEN new.holder = 'page-2' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
     db.close();
-    await s.setClient('s2', 'conn-s2', 'connected');
-    // One turn: s1 reserved, the fleet found full, and then everything rolled back.
-    const outcomes = await Promise.allSettled([s.allocate(10_000, 0, null, 'page-1'), s.allocate(10_000, 0, null, 'page-2'), s.drain('s2')]);
+    // One turn: s1 reserved for page-1, then page-2's reservation undoes everything.
+    const outcomes = await Promise.allSettled([1, 2, 3].map((n) => s.allocate(10_000, 0, null, `page-${n}`)));
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
-    expect((await s.allocate(10_000, 0, null, 'page-3'))?.id).toBe('s1');
+    expect((await s.get('s2'))!.state).toBe('ready');
+    expect((await s.allocate(10_000, 0, null, 'page-4'))?.id).toBe('s1');
+    await s.close();
+  });
+
+  test("a page's ask is decided after the turn's reports: a server freed in it is handed out", async () => {
+    const s = openSqliteStore(join(fresh(), 'd.db'));
+    await s.register(input(1));
+    await s.setClient('s1', 'conn-s1', 'connected');
+    // Read in one turn, the ask before the report that its server's client left.
+    const [given, freed] = await Promise.all([s.allocate(10_000, 0, null, 'page-1'), s.setClient('s1', 'conn-s1', 'none')]);
+    expect(freed).toBe(true);
+    expect(given?.id).toBe('s1');
+    await s.close();
+  });
+
+  test('a page asking again in the turn its client is reported connected is handed a new server, not that one', async () => {
+    const s = openSqliteStore(join(fresh(), 'd.db'));
+    await s.register(input(1));
+    await s.register(input(2));
+    const first = await s.allocate(10_000, 0, null, 'page-1');
+    const [again] = await Promise.all([s.allocate(10_000, 0, null, 'page-1'), s.setClient(first!.id, `conn-${first!.id}`, 'connected')]);
+    expect(again).not.toBeNull();
+    expect(again!.id).not.toBe(first!.id);
     await s.close();
   });
 });
