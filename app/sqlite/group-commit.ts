@@ -140,7 +140,8 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       } catch (error) {
         return Promise.reject(error);
       }
-      let outcome: { value: T } | { error: unknown } = { error: new Error('the step never ran') };
+      // Set when the step runs, which it always has once the group commits.
+      let outcome!: { value: T } | { error: unknown };
       group.last.push(() => {
         try {
           outcome = { value: step() };
