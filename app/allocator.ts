@@ -45,9 +45,8 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
   // Requests with an id whose answer is being signed: a retry that overtakes the first attempt
   // waits for it instead of reserving a second server. The answer itself is kept in the store.
   const inFlight = new Map<string, Promise<Grant | null>>();
-  // Allocations waiting for a server's client to leave, by server id; and how many clients have left.
+  // Allocations waiting for a server's client to leave, by server id.
   const releaseWaiters = new Map<string, Set<() => void>>();
-  let releases = 0;
   const signer = createTicketSigner();
 
   function waitForRelease(serverId: string, ms: number): Promise<void> {
@@ -66,22 +65,13 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
   }
 
   async function pick({ session, conn = null, waitForOwnServer = true }: AllocationRequest): Promise<Allocation | null> {
-    if (session) {
-      const releasesBefore = releases;
-      const own = await store.allocateSticky(session, claimMs, minHealth, conn);
-      if (own) return own;
-      // The session's server still busy with its old client (a reload asking before its old
-      // socket's close was reported) is waited for a moment. A release landing between the two
-      // looks is seen by neither, so when this dispatcher has heard of any meanwhile the kept
-      // server is looked for again: otherwise the session would be given a second server.
-      const held = waitForOwnServer ? await store.heldBy(session) : null;
-      if (held) await waitForRelease(held, OWN_SERVER_WAIT_MS);
-      if (held || releases !== releasesBefore) {
-        const back = await store.allocateSticky(session, claimMs, minHealth, conn);
-        if (back) return back;
-      }
-    }
-    return store.allocate(claimMs, minHealth, session ?? null, conn);
+    if (!session) return store.allocate(claimMs, minHealth, null, conn);
+    const { allocation, held } = await store.allocateForSession(session, claimMs, minHealth, conn, waitForOwnServer);
+    if (!held) return allocation;
+    // The session's server still busy with its old client (a reload asking before its old
+    // socket's close was reported) is waited for a moment, then looked for again with the rest.
+    await waitForRelease(held, OWN_SERVER_WAIT_MS);
+    return (await store.allocateForSession(session, claimMs, minHealth, conn, false)).allocation;
   }
 
   /** The ticket of a reservation: everything in it comes from the lease row, so signing it again gives the same URL. */
@@ -146,7 +136,6 @@ export function createAllocator({ store, claimMs, minHealth, log }: AllocatorOpt
     },
     /** A server's client left: allocations waiting for it go on. */
     released(serverId: string): void {
-      releases++;
       for (const done of [...(releaseWaiters.get(serverId) ?? [])]) done();
     },
   };

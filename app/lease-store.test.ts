@@ -351,19 +351,43 @@ for (const engine of ENGINES) {
       const s = await store();
       await register(s, 'a');
       await register(s, 'b');
+      await register(s, 'c');
       await s.allocate(CLAIM, 0, 'sess');
       await s.setClient('a', 'conn-a', 'connected');
-      expect(await s.heldBy('sess')).toBe('a');
+      // Its server still busy with its old client: nothing reserved, and the server named.
+      expect(await s.allocateForSession('sess', CLAIM, 0, 'page-2')).toEqual({ allocation: null, held: 'a' });
+      expect(await s.pending({ session: 'sess' })).toBeNull();
       at(100);
-      await s.setClient('a', 'conn-a', 'none', 5000);
-      expect(await s.heldBy('sess')).toBeNull();
+      await s.setClient('a', 'conn-a', 'none', 1000);
       // Kept for its session: handed to others last.
       expect((await s.allocate(CLAIM))?.id).toBe('b');
-      expect(await s.allocateSticky('other', CLAIM)).toBeNull();
-      expect((await s.allocateSticky('sess', CLAIM))?.id).toBe('a');
+      expect((await s.allocateForSession('other', CLAIM)).allocation?.id).toBe('c');
+      expect(await s.allocateForSession('sess', CLAIM, 0, 'page-3')).toMatchObject({ allocation: { id: 'a', session: 'sess' }, held: null });
       await s.release('a');
-      at(5100);
-      expect(await s.allocateSticky('sess', CLAIM)).toBeNull();
+      at(1200);
+      // The grace period over (the leases run to 3000), a session is given any free server.
+      expect((await s.allocateForSession('sess', CLAIM, 0, 'page-4')).allocation?.id).toBe('a');
+      await s.release('a');
+      await s.release('b');
+      // A session with nothing kept: the least recently handed out.
+      expect((await s.allocateForSession('late', CLAIM)).allocation?.id).toBe('b');
+    });
+
+    test('a session with a busy server and a kept one is given the kept one at once; told not to wait, a new one', async () => {
+      const s = await store();
+      for (const id of ['a', 'b', 'c']) await register(s, id);
+      await s.allocate(CLAIM, 0, 'sess', 'tab-1');
+      await s.setClient('a', 'conn-a', 'connected');
+      expect((await s.allocateForSession('sess', CLAIM, 0, 'tab-2', false)).allocation?.id).toBe('b');
+      await s.setClient('b', 'conn-b', 'connected');
+      at(100);
+      await s.setClient('b', 'conn-b', 'none', 5000);
+      expect(await s.allocateForSession('sess', CLAIM, 0, 'tab-3')).toMatchObject({ allocation: { id: 'b' }, held: null });
+      // A page asking again gets the reservation it holds, busy server or not.
+      expect((await s.allocateForSession('sess', CLAIM, 0, 'tab-3')).allocation?.id).toBe('b');
+      await s.setClient('b', 'conn-b', 'connected');
+      expect(await s.allocateForSession('sess', CLAIM, 0, 'tab-4')).toEqual({ allocation: null, held: expect.stringMatching(/^[ab]$/) });
+      expect((await s.allocateForSession('sess', CLAIM, 0, 'tab-4', false)).allocation?.id).toBe('c');
     });
 
     test('a request id remembers its answer until the claim deadline, and the first answer stands', async () => {
@@ -476,7 +500,11 @@ for (const engine of ENGINES) {
       expect(await s.allocate(CLAIM, 0, null, 'conn-2')).toBeNull();
       expect(await s.allocate(CLAIM, 0, null, 'conn-3')).toBeNull();
       expect((await s.allocate(CLAIM, 0, null, 'conn-1'))?.grantId).toBe(mine!.grantId);
-      expect((await s.allocateSticky('session-1', CLAIM, 0, 'conn-4'))?.grantId).toBe(mine!.grantId);
+      expect((await s.allocateForSession('session-1', CLAIM, 0, 'conn-4')).allocation?.grantId).toBe(mine!.grantId);
+      // At a full fleet the session's busy server is still named, for its page to wait for.
+      await s.setClient('a', 'conn-a', 'connected');
+      expect(await s.allocateForSession('session-1', CLAIM, 0, 'conn-5')).toEqual({ allocation: null, held: 'a' });
+      expect(await s.allocateForSession('session-1', CLAIM, 0, 'conn-5', false)).toEqual({ allocation: null, held: null });
     });
 
     test('at a full fleet for healthy servers, a page given a slower one gets it back asking again', async () => {

@@ -50,6 +50,13 @@ export interface Allocation {
   session: string | null;
 }
 
+/** What a session's page is given: a reservation, or the session's server still busy to wait for. */
+export interface SessionAllocation {
+  allocation: Allocation | null;
+  /** Set only when nothing was reserved. */
+  held: string | null;
+}
+
 /** Who a reservation is for: the page's session and the connection that asked. */
 export interface Holder {
   session?: string | null;
@@ -203,14 +210,17 @@ export interface LeaseStore {
    */
   allocate(claimMs: number, minHealth?: number, session?: string | null, conn?: string | null): Promise<Allocation | null>;
   /**
-   * The unclaimed reservation `session` or `conn` already holds; else reserves the server
-   * `session` had, if it is free and the session's grace period has not passed.
+   * A page of a session asking, in one step: the unclaimed reservation `session` or `conn` already
+   * holds; else the server the session kept, if it is free and the session's grace period has not
+   * passed; else, with `waitForOwn` (the default), when a server of the session is still busy with its old
+   * client (a reloading page asks before its old socket's close is reported), nothing, and
+   * `held` names that server; else a free server, as `allocate`. Nothing that happens while it
+   * runs can give one session two servers: a server released during the step is either still
+   * busy in the look for the busy one or free in the look for the kept one.
    */
-  allocateSticky(session: string, claimMs: number, minHealth?: number, conn?: string | null): Promise<Allocation | null>;
+  allocateForSession(session: string, claimMs: number, minHealth?: number, conn?: string | null, waitForOwn?: boolean): Promise<SessionAllocation>;
   /** The unclaimed reservation this session or connection already holds, if any. */
   pending(holder: Holder): Promise<Allocation | null>;
-  /** The busy server whose client is of this session (a page reloading finds its old self still connected). */
-  heldBy(session: string): Promise<string | null>;
   /** One heartbeat: null if `conn` no longer holds the lease. */
   heartbeat(id: string, conn: string, ttlMs: number, health: Health): Promise<Beat | null>;
   /** Many heartbeats in one transaction: the answers in the same order, null where `conn` no longer holds the lease. */

@@ -23,7 +23,7 @@ export type LinkMessage =
 
 // The store's methods by path, as called through the link: everything but the synchronous members.
 const METHODS = [
-  'now', 'register', 'allocate', 'allocateSticky', 'pending', 'heldBy', 'heartbeat', 'heartbeats', 'setClient', 'release',
+  'now', 'register', 'allocate', 'allocateForSession', 'pending', 'heartbeat', 'heartbeats', 'setClient', 'release',
   'drain', 'undrain', 'disconnect', 'expired', 'get', 'liveCount', 'freeCount', 'all', 'list', 'purge', 'maintain', 'keepAlive', 'ready', 'close',
 ] as const satisfies readonly (keyof LeaseStore)[];
 const MEMO_METHODS = ['find', 'save', 'forget', 'prune'] as const satisfies readonly (keyof RequestMemo)[];

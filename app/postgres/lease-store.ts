@@ -120,12 +120,28 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     void turn.finally(() => connTurns.get(conn) === turn && connTurns.delete(conn)).catch(() => {});
     return turn;
   }
-  async function pendingOr(session: string | null, conn: string | null, reserve: (tx?: Runner) => Promise<Allocation[]>): Promise<Allocation | null> {
-    if (!session) return conn ? inTurn(conn, async () => (await reserve())[0] ?? null) : ((await reserve())[0] ?? null);
+  /** `work` in a transaction holding the session's advisory lock. */
+  function inSession<T>(session: string, work: (tx: Runner) => Promise<T>): Promise<T> {
     return sql.begin(async (tx) => {
       await plain('SELECT pg_advisory_xact_lock(hashtext($1))', [`session:${session}`], tx);
-      return (await reserve(tx))[0] ?? null;
+      return work(tx);
     });
+  }
+  async function pendingOr(session: string | null, conn: string | null, reserve: (tx?: Runner) => Promise<Allocation[]>): Promise<Allocation | null> {
+    if (!session) return conn ? inTurn(conn, async () => (await reserve())[0] ?? null) : ((await reserve())[0] ?? null);
+    return inSession(session, async (tx) => (await reserve(tx))[0] ?? null);
+  }
+  /** The page's pending reservation, else any free server (one statement, ALLOCATE). */
+  async function pendingOrFree(claimMs: number, minHealth: number, session: string | null, conn: string | null, tx?: Runner): Promise<Allocation[]> {
+    for (let attempt = 1; ; attempt++) {
+      const reserved = await timed<Allocation>(ALLOCATE, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
+      if (reserved.length || attempt >= SKIPPED_ATTEMPTS) return reserved;
+      // Nothing unlocked was free. The free servers left may only be locked for a moment (a
+      // heartbeat batch, another dispatcher's reservation that will fail): look again while
+      // any is still free, rather than tell a page none while a server is free.
+      const [{ free }] = await timed<{ free: boolean }>(`SELECT EXISTS (SELECT 1 FROM servers WHERE ${FREE('$2')}) AS free`, [minHealth], tx);
+      if (!free) return reserved;
+    }
   }
 
   const store: LeaseStore = {
@@ -148,27 +164,23 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     },
 
     allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
-      pendingOr(session, conn, async (tx) => {
-        for (let attempt = 1; ; attempt++) {
-          const reserved = await timed<Allocation>(ALLOCATE, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
-          if (reserved.length || attempt >= SKIPPED_ATTEMPTS) return reserved;
-          // Nothing unlocked was free. The free servers left may only be locked for a moment (a
-          // heartbeat batch, another dispatcher's reservation that will fail): look again while
-          // any is still free, rather than tell a page none while a server is free.
-          const [{ free }] = await timed<{ free: boolean }>(`SELECT EXISTS (SELECT 1 FROM servers WHERE ${FREE('$2')}) AS free`, [minHealth], tx);
-          if (!free) return reserved;
-        }
-      }),
+      pendingOr(session, conn, (tx) => pendingOrFree(claimMs, minHealth, session, conn, tx)),
 
-    allocateSticky: (session, claimMs, minHealth = 0, conn = null) =>
-      pendingOr(session, conn, (tx) => timed<Allocation>(ALLOCATE_STICKY, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx)),
+    // The session's busy server is looked for before its kept one: a release landing between the
+    // two looks is seen by the second, so the session is never given a second server.
+    allocateForSession: (session, claimMs, minHealth = 0, conn = null, waitForOwn = true) =>
+      inSession(session, async (tx) => {
+        const held = waitForOwn
+          ? ((await timed<{ id: string }>(`SELECT id FROM servers WHERE session = $2 AND state = 'busy' AND lease_expires > ${NOW} LIMIT 1`, [session], tx))[0]?.id ?? null)
+          : null;
+        const [kept] = await timed<Allocation>(ALLOCATE_STICKY, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
+        if (kept || held) return { allocation: kept ?? null, held: kept ? null : held };
+        const [fresh] = await pendingOrFree(claimMs, minHealth, session, conn, tx);
+        return { allocation: fresh ?? null, held: null };
+      }),
 
     pending: async ({ session = null, conn = null }) =>
       session || conn ? ((await timed<Allocation>(PENDING('$2', '$3'), [session, conn]))[0] ?? null) : null,
-
-    heldBy: async (session) =>
-      (await timed<{ id: string }>(`SELECT id FROM servers WHERE session = $2 AND state = 'busy' AND lease_expires > ${NOW} LIMIT 1`, [session]))[0]
-        ?.id ?? null,
 
     heartbeat: async (id, conn, ttlMs, health) => (await store.heartbeats([{ id, conn, ageMs: 0, health }], ttlMs))[0],
 

@@ -6,7 +6,7 @@
 
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
-import type { Allocation } from '../lease-store.ts';
+import type { Allocation, SessionAllocation } from '../lease-store.ts';
 import type { FullFleet } from './full-fleet.ts';
 import type { GroupCommit } from './group-commit.ts';
 import { LEASE_EXPIRES, SERVERS } from './schema.ts';
@@ -67,6 +67,9 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
       AND health >= $minHealth AND ${LEASE_EXPIRES} > $now`);
   const allocateSticky = (params: AllocateParams & { session: string }): Allocation | null =>
     grant(keptFor.all(params).reduce<Pick | null>(first, null), params);
+  // The session's server still busy with a client (a reloading page's old self).
+  const busyFor = db.query<{ id: string }, { session: string; now: number }>(`
+    SELECT id FROM servers INDEXED BY servers_by_session WHERE session = $session AND state = 'busy' AND ${LEASE_EXPIRES} > $now LIMIT 1`);
   const countFree = db.query<{ n: number }, { now: number; minHealth: number }>(`SELECT count(*) AS n FROM ${SERVERS} WHERE ${FREE}`);
   // A reservation not yet claimed, held by this page's connection or session: asked again, the
   // page gets that one back instead of a second server. Each is looked up in a partial index of
@@ -76,59 +79,54 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
   const pendingByHolder = db.query<Allocation, { now: number; holder: string }>(`${PENDING} servers_holding WHERE holder = $holder AND ${STILL}`);
   const pendingBySession = db.query<Allocation, { now: number; session: string }>(`${PENDING} servers_session_holding WHERE session = $session AND ${STILL}`);
 
-  const held = (session: string | null, conn: string | null, now: number): Allocation | null =>
+  const pendingFor = (session: string | null, conn: string | null, now: number): Allocation | null =>
     (conn ? pendingByHolder.get({ now, holder: conn }) : null) ?? (session ? pendingBySession.get({ now, session }) : null);
-  // A page's pending reservation, or else a new one. Every view is in this process and bun:sqlite
-  // answers synchronously, so nothing can come between the two statements.
-  const pendingOr = (session: string | null, conn: string | null, now: number, reserve: () => Allocation | null): Allocation | null =>
-    held(session, conn, now) ?? reserve();
-  // With no server to hand out, a page can only get back a reservation it already holds, and only
-  // while some page holds one (./full-fleet.ts).
-  const pendingWhenFull = ({ pending }: { pending: boolean }, session: string | null, conn: string | null, now: number): Promise<Allocation | null> =>
-    group.read(() => (pending ? held(session, conn, now) : null));
   const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
   };
+  type Full = { pending: boolean } | null;
   /**
-   * A page's reservation: the one it holds, else the one `reserve` makes. A new reservation
-   * forgets the full-fleet memo (its page may ask for it again); at a full fleet only the one it
-   * holds is looked for. `everyServer`: finding nothing means no server at all is free (sticky
-   * return looks at one server only).
+   * Runs a page's `step` with its grant's parameters, and whether the fleet is known to be full
+   * (then only a reservation some page holds can be answered, and only while one is held:
+   * ./full-fleet.ts). Every statement of a step runs at once in this process, so nothing comes
+   * between them. Decided last in the turn, after the reports read in it: a server freed in the
+   * same turn is handed out, and a page asking again as its client's arrival is reported is not
+   * handed back the server that client now has.
    */
-  const reservation = (
-    claimMs: number,
-    minHealth: number,
-    session: string | null,
-    conn: string | null,
-    reserve: (params: AllocateParams & { session: string | null }) => Allocation | null,
-    everyServer: boolean,
-  ): Promise<Allocation | null> => {
+  const decide = <T>(claimMs: number, minHealth: number, conn: string | null, step: (params: AllocateParams, full: Full) => T): Promise<T> => {
     const params = grantParams(claimMs, minHealth, conn);
     const full = fleet.known(minHealth, params.now);
-    if (full) return pendingWhenFull(full, session, conn, params.now);
-    // Decided last in the turn, after the reports read in it: a server freed in the same turn is
-    // handed out, and a page asking again as its client's arrival is reported is not handed back
-    // the server that client now has. A page before it in the turn may have found the fleet full.
-    return group.last(() => {
-      const full = fleet.known(minHealth, params.now);
-      if (full) return full.pending ? held(session, conn, params.now) : null;
-      return pendingOr(session, conn, params.now, () => {
-        const got = reserve({ ...params, session });
-        if (got) fleet.forget();
-        else if (everyServer) fleet.found(minHealth, params.now);
-        return got;
-      });
-    });
+    if (full) return group.read(() => step(params, full));
+    // A page before it in the turn may have found the fleet full meanwhile.
+    return group.last(() => step(params, fleet.known(minHealth, params.now)));
+  };
+  // A new reservation forgets the full-fleet memo (its page may ask for it again); finding no free
+  // server at all sets it.
+  const reserved = (got: Allocation | null): Allocation | null => (got && fleet.forget(), got);
+  const anyFree = (params: AllocateParams & { session: string | null }): Allocation | null => {
+    const got = allocate(params);
+    if (!got) fleet.found(params.minHealth, params.now);
+    return reserved(got);
   };
 
   return {
-    allocate: (claimMs: number, minHealth: number, session: string | null, conn: string | null) =>
-      reservation(claimMs, minHealth, session, conn, allocate, true),
-    allocateSticky: (session: string, claimMs: number, minHealth: number, conn: string | null) =>
-      reservation(claimMs, minHealth, session, conn, (params) => allocateSticky({ ...params, session }), false),
+    allocate: (claimMs: number, minHealth: number, session: string | null, conn: string | null): Promise<Allocation | null> =>
+      decide(claimMs, minHealth, conn, (params, full) => {
+        if (full) return full.pending ? pendingFor(session, conn, params.now) : null;
+        return pendingFor(session, conn, params.now) ?? anyFree({ ...params, session });
+      }),
+    allocateForSession: (session: string, claimMs: number, minHealth: number, conn: string | null, waitForOwn: boolean): Promise<SessionAllocation> =>
+      decide(claimMs, minHealth, conn, (params, full) => {
+        const pending = !full || full.pending ? pendingFor(session, conn, params.now) : null;
+        if (pending) return { allocation: pending, held: null };
+        const kept = full ? null : reserved(allocateSticky({ ...params, session }));
+        if (kept) return { allocation: kept, held: null };
+        const held = waitForOwn ? (busyFor.get({ session, now: params.now })?.id ?? null) : null;
+        return { allocation: held || full ? null : anyFree({ ...params, session }), held };
+      }),
     pending: (session: string | null, conn: string | null): Promise<Allocation | null> =>
-      group.read(() => held(session, conn, clock.now())),
+      group.read(() => pendingFor(session, conn, clock.now())),
     /** How many servers with at least `minHealth` could be handed out now. */
     freeCount: (minHealth: number): Promise<number> => group.read(() => countFree.get({ now: clock.now(), minHealth })!.n),
   };

@@ -24,7 +24,7 @@ import { openFullFleet } from './full-fleet.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { openHeartbeats } from './heartbeats.ts';
 import { openRequestMemo } from './request-memo.ts';
-import { LEASE_EXPIRES, SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
+import { SERVER_COLUMNS as COLUMNS, SERVERS, openLeaseDatabase } from './schema.ts';
 import { openServerListing } from './server-listing.ts';
 import { openWaitingList } from './waiting-list.ts';
 
@@ -93,9 +93,6 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
   const setLease = db.query(`
     INSERT INTO leases (id, lease_expires) VALUES ($id, $leaseExpires)
     ON CONFLICT (id) DO UPDATE SET lease_expires = excluded.lease_expires`);
-
-  const heldBySession = db.query<{ id: string }, { session: string; now: number }>(`
-    SELECT id FROM servers INDEXED BY servers_by_session WHERE session = $session AND state = 'busy' AND ${LEASE_EXPIRES} > $now LIMIT 1`);
 
   // When the client leaves, its session may come back for the server within the grace period.
   const setClient = db.query<unknown, { id: string; conn: string; client: ClientState; now: number; graceUntil: number }>(`
@@ -180,9 +177,9 @@ export function openSqliteFile(path: string, clock: Clock = systemClock): Sqlite
       now: async () => clock.now(),
       register: (input) => announcing(write(() => (fleet.forget(), registerTx.immediate(input, clock.now()))), (result) => (result.ok ? input.id : null)),
       allocate: (claimMs, minHealth = 0, session = null, conn = null) => allocation.allocate(claimMs, minHealth, session, conn),
-      allocateSticky: (session, claimMs, minHealth = 0, conn = null) => allocation.allocateSticky(session, claimMs, minHealth, conn),
+      allocateForSession: (session, claimMs, minHealth = 0, conn = null, waitForOwn = true) =>
+        allocation.allocateForSession(session, claimMs, minHealth, conn, waitForOwn),
       pending: ({ session = null, conn = null }) => allocation.pending(session, conn),
-      heldBy: (session) => read(() => heldBySession.get({ session, now: clock.now() })?.id ?? null),
       heartbeat: (id, conn, ttlMs, health) => write(() => (fleet.forget(), heartbeatTx.immediate([{ id, conn, ageMs: 0, health }], ttlMs, clock.now())[0])),
       heartbeats: (beats, ttlMs) => write(() => (fleet.forget(), heartbeatTx.immediate(beats, ttlMs, clock.now()))),
       setClient: (id: string, conn: string, client: ClientState, graceMs = 0) => {
