@@ -180,4 +180,49 @@ describe('SQLite lease file', () => {
     expect(again!.id).not.toBe(first!.id);
     await s.close();
   });
+
+  test('remembered answers outlive the process, and what another connection remembers or forgets is seen', async () => {
+    const path = join(fresh(), 'd.db');
+    const a = openSqliteStore(path);
+    const far = Date.now() + 60_000;
+    const first = { serverId: 's1', url: 'ws://127.0.0.1:1/s1?ticket=t1' };
+    expect(await a.requests.save('r1', first, far)).toEqual(first);
+    expect(await a.requests.save('r1', { serverId: 's2', url: 'ws://127.0.0.1:1/s2?ticket=t2' }, far)).toEqual(first);
+    await a.requests.save('r2', { serverId: 's2', url: 'ws://127.0.0.1:1/s2?ticket=t2' }, far);
+    await a.requests.forget('r2');
+    await a.requests.save('old', { serverId: 's3', url: 'ws://127.0.0.1:1/s3?ticket=t3' }, Date.now() - 1);
+    await a.close();
+    // A restart: read back from the file.
+    const b = openSqliteStore(path);
+    const other = openSqliteStore(path);
+    expect(await b.requests.find('r1')).toEqual(first);
+    expect(await b.requests.find('r2')).toBeNull();
+    expect(await b.requests.find('old')).toBeNull();
+    // Another dispatcher on the file answers a request, then forgets another.
+    const third = { serverId: 's3', url: 'ws://127.0.0.1:1/s3?ticket=t4' };
+    await other.requests.save('r3', third, far);
+    expect(await b.requests.find('r3')).toEqual(third);
+    expect(await b.requests.save('r3', first, far)).toEqual(third);
+    await other.requests.forget('r1');
+    expect(await b.requests.find('r1')).toBeNull();
+    await other.close();
+    await b.close();
+  });
+
+  test('an answer remembered in a turn that was rolled back is forgotten with it', async () => {
+    const path = join(fresh(), 'd.db');
+    const s = openSqliteStore(path);
+    await s.register(input(1));
+    const db = new Database(path);
+    db.run(`CREATE TRIGGER trap BEFORE UPDATE ON servers WHEN new.state = 'draining' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    db.close();
+    const answer = { serverId: 's1', url: 'ws://127.0.0.1:1/s1?ticket=t1' };
+    const outcomes = await Promise.allSettled([s.requests.save('r1', answer, Date.now() + 60_000), s.drain('s1')]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect(await s.requests.find('r1')).toBeNull();
+    expect(await s.requests.save('r1', answer, Date.now() + 60_000)).toEqual(answer);
+    expect(await s.requests.find('r1')).toEqual(answer);
+    await s.close();
+  });
 });
+

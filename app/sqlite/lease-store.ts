@@ -54,9 +54,13 @@ export function openSqliteStore(path: string, clock: Clock = systemClock): Lease
 
 export function openSqliteFile(path: string, clock: Clock = systemClock): SqliteLeaseFile {
   const db = openLeaseDatabase(path);
-  // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be.
+  // What a rolled-back group did (a reservation, say) is undone: a full fleet it found may not be,
+  // and an answer it remembered is not.
   const fleet = openFullFleet(db);
-  const group = createGroupCommit(db, setImmediate, () => fleet.forget());
+  const group = createGroupCommit(db, setImmediate, () => {
+    fleet.forget();
+    requests.rolledBack();
+  });
   const allocation = openAllocation(db, group, clock, fleet);
   const requests = openRequestMemo(db, group, clock);
   const listing = openServerListing(db, group, clock);

@@ -92,6 +92,20 @@ CREATE TRIGGER servers_lease_gone AFTER DELETE ON servers BEGIN DELETE FROM leas
 DROP INDEX servers_by_holder;
 CREATE INDEX servers_holding ON servers (holder) WHERE state = 'reserved';
 CREATE INDEX servers_session_holding ON servers (session) WHERE state = 'reserved' AND session IS NOT NULL;`,
+  // Remembered answers appended in order, without an index of their random request ids: each new
+  // id landed on an index page of its own, which the commit then wrote (./request-memo.ts).
+  11: `
+CREATE TABLE requests_in_order (
+  seq        INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL,
+  server_id  TEXT NOT NULL,
+  url        TEXT NOT NULL,
+  expires    INTEGER NOT NULL
+);
+INSERT INTO requests_in_order (request_id, server_id, url, expires) SELECT request_id, server_id, url, expires FROM requests ORDER BY expires;
+DROP TABLE requests;
+ALTER TABLE requests_in_order RENAME TO requests;
+CREATE INDEX requests_by_expiry ON requests (expires);`,
 };
 export const SCHEMA_VERSION = Math.max(...Object.keys(MIGRATIONS).map(Number));
 
