@@ -212,11 +212,11 @@ export interface LeaseStore {
   /**
    * A page of a session asking, in one step: the unclaimed reservation `session` or `conn` already
    * holds; else the server the session kept, if it is free and the session's grace period has not
-   * passed; else, with `waitForOwn` (the default), when a server of the session is still busy with its old
-   * client (a reloading page asks before its old socket's close is reported), nothing, and
-   * `held` names that server; else a free server, as `allocate`. Nothing that happens while it
-   * runs can give one session two servers: a server released during the step is either still
-   * busy in the look for the busy one or free in the look for the kept one.
+   * passed; else, with `waitForOwn` (the default), when a server of the session is still busy
+   * with its old client (a reloading page asks before its old socket's close is reported),
+   * nothing, and `held` names that server; else a free server, as `allocate`. A release while it
+   * runs is never missed: the released server is either still busy in the look for the busy one
+   * or free in the look for the kept one.
    */
   allocateForSession(session: string, claimMs: number, minHealth?: number, conn?: string | null, waitForOwn?: boolean): Promise<SessionAllocation>;
   /** The unclaimed reservation this session or connection already holds, if any. */

@@ -8,8 +8,8 @@ import { encode, parseDispatcherAnswer } from '../common/protocol.ts';
 /**
  * How a client asks: the tutorial's plain `get_server_url`, or as the shipped page does when it
  * opens (JSON with a request id and a session, both new on every ask, so that the dispatcher looks
- * for the request's earlier answer, the session's busy server and a server kept for the session
- * before it allocates one, and remembers its answer).
+ * for the request's earlier answer, then for a server kept for the session and the session's busy
+ * server before it allocates one, and remembers its answer).
  */
 export type Ask = 'plain' | 'page';
 

@@ -92,14 +92,19 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
    * ./full-fleet.ts). Every statement of a step runs at once in this process, so nothing comes
    * between them. Decided last in the turn, after the reports read in it: a server freed in the
    * same turn is handed out, and a page asking again as its client's arrival is reported is not
-   * handed back the server that client now has.
+   * handed back the server that client now has. At a full fleet that costs no transaction: the
+   * step only reads, unless a report read in the turn has freed a server by then.
    */
   const decide = <T>(claimMs: number, minHealth: number, conn: string | null, step: (params: AllocateParams, full: Full) => T): Promise<T> => {
     const params = grantParams(claimMs, minHealth, conn);
-    const full = fleet.known(minHealth, params.now);
-    if (full) return group.read(() => step(params, full));
-    // A page before it in the turn may have found the fleet full meanwhile.
-    return group.last(() => step(params, fleet.known(minHealth, params.now)));
+    const reserve = () => group.last(() => step(params, fleet.known(minHealth, params.now)));
+    if (!fleet.known(minHealth, params.now)) return reserve();
+    return group
+      .lastRead(() => {
+        const full = fleet.known(minHealth, params.now);
+        return full ? { answer: step(params, full) } : null;
+      })
+      .then((read) => (read ? read.answer : reserve()));
   };
   // A new reservation forgets the full-fleet memo (its page may ask for it again); finding no free
   // server at all sets it.

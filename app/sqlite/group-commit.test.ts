@@ -19,13 +19,12 @@ function open() {
   db.run('CREATE TABLE t (x INTEGER PRIMARY KEY, parent INTEGER REFERENCES t (x) DEFERRABLE INITIALLY DEFERRED)');
   const outside = new Database(join(dir, 'test.db'), { readonly: true });
   const committed = () => outside.query<{ x: number }, []>('SELECT x FROM t ORDER BY x').all().map((row) => row.x);
-  let pendingCommit: (() => void) | null = null;
+  // What runs once the turn's callbacks have: the commit, and reads asked to run last.
+  const atEndOfTurn: (() => void)[] = [];
   let rollbacks = 0;
-  const group = createGroupCommit(db, (commit) => (pendingCommit = commit), () => rollbacks++);
+  const group = createGroupCommit(db, (then) => atEndOfTurn.push(then), () => rollbacks++);
   const endTurn = () => {
-    const commit = pendingCommit;
-    pendingCommit = null;
-    commit?.();
+    for (const then of atEndOfTurn.splice(0)) then();
   };
   const insert = db.query<{ x: number }, { x: number; parent: number | null }>('INSERT INTO t (x, parent) VALUES ($x, $parent) RETURNING x');
   return { db, group, committed, endTurn, insert, rollbacks: () => rollbacks };
@@ -153,6 +152,35 @@ describe('group commit', () => {
     expect(db.inTransaction).toBe(false);
     expect(committed()).toEqual([]);
     expect(rollbacks()).toBe(1);
+  });
+
+  test('a last read runs at the end of the turn without opening a transaction, and waits for writes that came after it', async () => {
+    const { group, endTurn, insert, db } = open();
+    const count = () => db.query<{ n: number }, []>('SELECT count(*) AS n FROM t').get()!.n;
+    let seen: number | null = null;
+    const alone = group.lastRead(count).then((n) => (seen = n));
+    await Promise.resolve();
+    expect(seen).toBeNull();
+    expect(db.inTransaction).toBe(false);
+    endTurn();
+    await alone;
+    expect(seen as number | null).toBe(0);
+    expect(group.commits).toBe(0);
+    // A write later in the turn opens the transaction: the read sees it, and answers once it commits.
+    let answered = false;
+    const reading = group.lastRead(count).then((n) => ((answered = true), n));
+    const writing = group.write(() => insert.get({ x: 1, parent: null }));
+    endTurn();
+    expect(await reading).toBe(1);
+    expect(answered).toBe(true);
+    await writing;
+    // With a transaction open when asked, it runs in it as a last step.
+    void group.write(() => insert.get({ x: 2, parent: null }));
+    const inside = group.lastRead(() => db.inTransaction);
+    void group.write(() => insert.get({ x: 3, parent: null }));
+    endTurn();
+    expect(await inside).toBe(true);
+    expect(count()).toBe(3);
   });
 
   test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {

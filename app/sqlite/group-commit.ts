@@ -24,10 +24,17 @@ export interface GroupCommit {
   read<T>(step: () => T): Promise<T>;
   /**
    * Runs `step` in this turn's transaction after the turn's other callbacks, just before it
-   * commits (steps in the order asked); resolves with its result once that commits.
+   * commits (steps in the order asked); resolves with its result once that commits. A flush, or
+   * another connection of the process opening a transaction, commits sooner: the steps then run
+   * before the rest of the turn.
    */
   last<T>(step: () => T): Promise<T>;
-  /** Commits the open transaction now, if any (before a checkpoint or closing the file). */
+  /**
+   * A `step` that only reads, run after the turn's other callbacks as `last` runs, but opening no
+   * transaction: with none open, at the end of the turn; resolves as `read` does.
+   */
+  lastRead<T>(step: () => T): Promise<T>;
+  /** Commits the open transaction now, if any, running its last steps first (before a checkpoint or closing the file). */
   flush(): void;
   /** How many transactions have committed (for tests and benchmarks). */
   readonly commits: number;
@@ -109,6 +116,44 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     return open;
   }
 
+  function read<T>(step: () => T): Promise<T> {
+    let result: T;
+    try {
+      result = step();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const group = current();
+    return group ? group.committed.then(() => result) : Promise.resolve(result);
+  }
+
+  function last<T>(step: () => T): Promise<T> {
+    let group: Group;
+    try {
+      group = current() ?? (open = begin());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Set when the step runs, which it always has once the group commits.
+    let outcome!: { value: T } | { error: unknown };
+    group.last.push(() => {
+      try {
+        outcome = { value: step() };
+      } catch (error) {
+        outcome = { error };
+      }
+    });
+    return group.committed.then(() => ('value' in outcome ? outcome.value : Promise.reject(outcome.error)));
+  }
+
+  // Reads asked to run last in a turn that had no transaction open: run together once it ends.
+  let reads: (() => void)[] = [];
+  function readLast(): void {
+    const batch = reads;
+    reads = [];
+    for (const run of batch) run();
+  }
+
   return {
     write<T>(step: () => T): Promise<T> {
       // A failed statement undoes only itself (and a failed step its own savepoint); the rest of
@@ -123,33 +168,14 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
       }
       return group.committed.then(() => result);
     },
-    read<T>(step: () => T): Promise<T> {
-      let result: T;
-      try {
-        result = step();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      const group = current();
-      return group ? group.committed.then(() => result) : Promise.resolve(result);
-    },
-    last<T>(step: () => T): Promise<T> {
-      let group: Group;
-      try {
-        group = current() ?? (open = begin());
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      // Set when the step runs, which it always has once the group commits.
-      let outcome!: { value: T } | { error: unknown };
-      group.last.push(() => {
-        try {
-          outcome = { value: step() };
-        } catch (error) {
-          outcome = { error };
-        }
+    read,
+    last,
+    lastRead<T>(step: () => T): Promise<T> {
+      if (current()) return last(step);
+      return new Promise<T>((resolve) => {
+        reads.push(() => resolve(read(step)));
+        if (reads.length === 1) later(readLast);
       });
-      return group.committed.then(() => ('value' in outcome ? outcome.value : Promise.reject(outcome.error)));
     },
     flush(): void {
       if (current()) commit();

@@ -170,6 +170,18 @@ describe('SQLite lease file', () => {
     await s.close();
   });
 
+  test('at a full fleet too, an ask is answered after the reports of its turn', async () => {
+    const s = openSqliteStore(join(fresh(), 'd.db'));
+    await s.register(input(1));
+    await s.setClient('s1', 'conn-s1', 'connected');
+    // The fleet found full: the next asks are answered from memory, without a transaction.
+    expect(await s.allocate(10_000, 0, null, 'page-1')).toBeNull();
+    const [given, freed] = await Promise.all([s.allocate(10_000, 0, null, 'page-2'), s.setClient('s1', 'conn-s1', 'none')]);
+    expect(freed).toBe(true);
+    expect(given?.id).toBe('s1');
+    await s.close();
+  });
+
   test('a page asking again in the turn its client is reported connected is handed a new server, not that one', async () => {
     const s = openSqliteStore(join(fresh(), 'd.db'));
     await s.register(input(1));
