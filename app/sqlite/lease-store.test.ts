@@ -16,6 +16,13 @@ const input = (i: number) => ({
   id: `s${i}`, url: `ws://127.0.0.1:1/${'x'.repeat(500)}${i}`, conn: `conn-s${i}`, instanceHash: 'h', client: 'none', targetFps: 60, newKey: 'k', ttlMs: 3000,
 }) as const;
 
+/** From now on the file refuses, by rolling the whole transaction back (as a full disk would), an update of a server `when`. */
+function refuseUpdates(path: string, when: string): void {
+  const db = new Database(path);
+  db.run(`CREATE TRIGGER trap AFTER UPDATE ON servers WHEN ${when} BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+  db.close();
+}
+
 describe('SQLite lease file', () => {
   test('the write-ahead log is emptied by maintenance (the sweep runs it every 10 s)', async () => {
     const path = join(fresh(), 'd.db');
@@ -147,10 +154,7 @@ describe('SQLite lease file', () => {
     const s = openSqliteStore(path);
     await s.register(input(1));
     await s.register(input(2));
-    // A write the file refuses by rolling the whole transaction back (as a full disk would).
-    const db = new Database(path);
-    db.run(`CREATE TRIGGER trap AFTER UPDATE ON servers WHEN new.holder = 'page-2' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
-    db.close();
+    refuseUpdates(path, "new.holder = 'page-2'");
     // One turn: s1 reserved for page-1, then page-2's reservation undoes everything.
     const outcomes = await Promise.allSettled([1, 2, 3].map((n) => s.allocate(10_000, 0, null, `page-${n}`)));
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
@@ -217,9 +221,7 @@ describe('SQLite lease file', () => {
     const path = join(fresh(), 'd.db');
     const s = openSqliteStore(path);
     await s.register(input(1));
-    const db = new Database(path);
-    db.run(`CREATE TRIGGER trap BEFORE UPDATE ON servers WHEN new.state = 'draining' BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
-    db.close();
+    refuseUpdates(path, "new.state = 'draining'");
     const answer = { serverId: 's1', url: 'ws://127.0.0.1:1/s1?ticket=t1' };
     const outcomes = await Promise.allSettled([s.requests.save('r1', answer, Date.now() + 60_000), s.drain('s1')]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
