@@ -9,7 +9,7 @@
 import type { Clock } from '../clock.ts';
 import type { Allocation, Beat, Change, LeaseStore, RegisterResult, ServerRow } from '../lease-store.ts';
 import { decideRegistration } from '../registration.ts';
-import { ALLOCATE, ALLOCATE_STICKY, FREE, PENDING } from './allocation.ts';
+import { ALLOCATE, ALLOCATE_STICKY_OR_HELD, FREE, PENDING } from './allocation.ts';
 import { NOW, connect, redact, type Runner } from './client.ts';
 import { openRequestMemo } from './request-memo.ts';
 import { SERVER_COLUMNS as COLUMNS, migrate } from './schema.ts';
@@ -166,15 +166,14 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
     allocate: (claimMs, minHealth = 0, session = null, conn = null) =>
       pendingOr(session, conn, (tx) => pendingOrFree(claimMs, minHealth, session, conn, tx)),
 
-    // The session's busy server is looked for before its kept one: a release landing between the
-    // two looks is seen by the second, so the session is never given a second server.
     allocateForSession: (session, claimMs, minHealth = 0, conn = null, waitForOwn = true) =>
       inSession(session, async (tx) => {
-        const held = waitForOwn
-          ? ((await timed<{ id: string }>(`SELECT id FROM servers WHERE session = $2 AND state = 'busy' AND lease_expires > ${NOW} LIMIT 1`, [session], tx))[0]?.id ?? null)
-          : null;
-        const [kept] = await timed<Allocation>(ALLOCATE_STICKY, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
-        if (kept || held) return { allocation: kept ?? null, held: kept ? null : held };
+        const [row] = await timed<Allocation & { held: string | null }>(ALLOCATE_STICKY_OR_HELD, [claimMs, session, crypto.randomUUID(), conn, minHealth, waitForOwn], tx);
+        if (row?.held) return { allocation: null, held: row.held };
+        if (row) {
+          const { held: _, ...allocation } = row;
+          return { allocation, held: null };
+        }
         const [fresh] = await pendingOrFree(claimMs, minHealth, session, conn, tx);
         return { allocation: fresh ?? null, held: null };
       }),
