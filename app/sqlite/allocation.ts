@@ -92,8 +92,9 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
    * ./full-fleet.ts). Every statement of a step runs at once in this process, so nothing comes
    * between them. Decided last in the turn, after the reports read in it: a server freed in the
    * same turn is handed out, and a page asking again as its client's arrival is reported is not
-   * handed back the server that client now has. At a full fleet that costs no transaction: the
-   * step only reads, unless a report read in the turn has freed a server by then.
+   * handed back the server that client now has. At a full fleet that costs no transaction, unless
+   * the turn opened one anyway; a step that finds a server freed with no transaction open (the
+   * memo lapsed with time) is decided again as a last step of the next turn.
    */
   const decide = <T>(claimMs: number, minHealth: number, conn: string | null, step: (params: AllocateParams, full: Full) => T): Promise<T> => {
     const params = grantParams(claimMs, minHealth, conn);
@@ -102,7 +103,7 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
     return group
       .lastRead(() => {
         const full = fleet.known(minHealth, params.now);
-        return full ? { answer: step(params, full) } : null;
+        return full || db.inTransaction ? { answer: step(params, full) } : null;
       })
       .then((read) => (read ? read.answer : reserve()));
   };

@@ -183,6 +183,23 @@ describe('group commit', () => {
     expect(count()).toBe(3);
   });
 
+  test('last reads asked before a transaction opened in the turn run first in it; lost with it, they fail', async () => {
+    const { group, endTurn, insert, db } = open();
+    const order: string[] = [];
+    const early = group.lastRead(() => (order.push('read'), db.inTransaction));
+    const later = group.last(() => order.push('last'));
+    endTurn();
+    expect(await early).toBe(true);
+    await later;
+    expect(order).toEqual(['read', 'last']);
+    db.run(`CREATE TRIGGER refuse BEFORE INSERT ON t WHEN new.x = 99 BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
+    const unread = group.lastRead(() => 'read');
+    const refused = group.write(() => insert.get({ x: 99, parent: null }));
+    endTurn();
+    await expect(refused).rejects.toThrow(/refused/);
+    await expect(unread).rejects.toThrow(/rolled the transaction back/);
+  });
+
   test('flush commits at once, and the turn that ends later finds nothing to commit', async () => {
     const { group, committed, endTurn, insert } = open();
     const write = group.write(() => insert.get({ x: 1, parent: null }));

@@ -30,8 +30,9 @@ export interface GroupCommit {
    */
   last<T>(step: () => T): Promise<T>;
   /**
-   * A `step` that only reads, run after the turn's other callbacks as `last` runs, but opening no
-   * transaction: with none open, at the end of the turn; resolves as `read` does.
+   * Runs `step` after the turn's other callbacks as `last` does, but opens no transaction: if the
+   * turn has none by its end, the step runs outside one, and then must only read (`inTransaction`
+   * on the connection tells it which). Resolves as `read` does.
    */
   lastRead<T>(step: () => T): Promise<T>;
   /** Commits the open transaction now, if any, running its last steps first (before a checkpoint or closing the file). */
@@ -72,6 +73,11 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     // A group whose callers have all gone still fails quietly.
     committed.catch(() => {});
     const group: Group = { committed, resolve, reject, last: [] };
+    for (const { run, fail } of reads.splice(0)) {
+      group.last.push(run);
+      // Never run if the group is lost first: its caller fails with it.
+      committed.catch(fail);
+    }
     later(() => open === group && current() && commit());
     return group;
   }
@@ -117,13 +123,15 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
   }
 
   function read<T>(step: () => T): Promise<T> {
+    // Asked first: a group SQLite rolled back is failed (and what remembers it told) before the
+    // step reads anything it wrote.
+    const group = current();
     let result: T;
     try {
       result = step();
     } catch (error) {
       return Promise.reject(error);
     }
-    const group = current();
     return group ? group.committed.then(() => result) : Promise.resolve(result);
   }
 
@@ -146,12 +154,11 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     return group.committed.then(() => ('value' in outcome ? outcome.value : Promise.reject(outcome.error)));
   }
 
-  // Reads asked to run last in a turn that had no transaction open: run together once it ends.
-  let reads: (() => void)[] = [];
+  // Reads asked to run last in a turn that had no transaction open: run together once it ends,
+  // or, if a transaction opens meanwhile, as its first last steps (asked before anything in it).
+  let reads: { run(): void; fail(error: unknown): void }[] = [];
   function readLast(): void {
-    const batch = reads;
-    reads = [];
-    for (const run of batch) run();
+    for (const { run } of reads.splice(0)) run();
   }
 
   return {
@@ -172,8 +179,8 @@ export function createGroupCommit(db: Database, later: (commit: () => void) => v
     last,
     lastRead<T>(step: () => T): Promise<T> {
       if (current()) return last(step);
-      return new Promise<T>((resolve) => {
-        reads.push(() => resolve(read(step)));
+      return new Promise<T>((resolve, reject) => {
+        reads.push({ run: () => resolve(read(step)), fail: reject });
         if (reads.length === 1) later(readLast);
       });
     },

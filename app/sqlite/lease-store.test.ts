@@ -178,6 +178,22 @@ describe('SQLite lease file', () => {
     });
   }
 
+  test('at a full fleet, the page that asked first in a turn is handed the server a report in it frees', async () => {
+    const s = openSqliteStore(join(fresh(), 'd.db'));
+    await s.register(input(1));
+    await s.setClient('s1', 'conn-s1', 'connected');
+    expect(await s.allocate(10_000, 0, null, 'page-0')).toBeNull();
+    const [first, freed, second] = await Promise.all([
+      s.allocate(10_000, 0, null, 'page-1'),
+      s.setClient('s1', 'conn-s1', 'none'),
+      s.allocate(10_000, 0, null, 'page-2'),
+    ]);
+    expect(freed).toBe(true);
+    expect(first?.id).toBe('s1');
+    expect(second).toBeNull();
+    await s.close();
+  });
+
   test('a page asking again in the turn its client is reported connected is handed a new server, not that one', async () => {
     const s = openSqliteStore(join(fresh(), 'd.db'));
     await s.register(input(1));
@@ -223,8 +239,10 @@ describe('SQLite lease file', () => {
     await s.register(input(1));
     refuseUpdates(path, "new.state = 'draining'");
     const answer = { serverId: 's1', url: 'ws://127.0.0.1:1/s1?ticket=t1' };
-    const outcomes = await Promise.allSettled([s.requests.save('r1', answer, Date.now() + 60_000), s.drain('s1')]);
-    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    // In one turn: remembered, rolled back, and looked for again.
+    const outcomes = await Promise.allSettled([s.requests.save('r1', answer, Date.now() + 60_000), s.drain('s1'), s.requests.find('r1')]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect((outcomes[2] as PromiseFulfilledResult<unknown>).value).toBeNull();
     expect(await s.requests.find('r1')).toBeNull();
     expect(await s.requests.save('r1', answer, Date.now() + 60_000)).toEqual(answer);
     expect(await s.requests.find('r1')).toEqual(answer);
