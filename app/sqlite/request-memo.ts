@@ -2,16 +2,18 @@
 // retry after a dispatcher restart is answered too. Request ids are the pages' own and random: in
 // an index, each new one landed on an index page of its own, and a commit writes every page it
 // touched (a remembered answer cost a page's ask about 20 µs, a quarter of it). So the answers are
-// only appended, in order, and found through a map in memory. The map is read back from the file
-// when it opens, after a transaction of this connection was rolled back (what it wrote is gone),
-// and whenever another connection has written to the file (SQLite's data_version says so).
+// only appended, in order, and found through a map in memory of each id's row and deadline (the
+// answer itself is read from its row). The map is read back from the file when it opens, after a
+// transaction of this connection was rolled back (what it wrote is gone), and whenever another
+// connection has written to the file (SQLite's data_version says so).
 
 import type { Database } from 'bun:sqlite';
 import type { Clock } from '../clock.ts';
 import type { RememberedAnswer, RequestMemo } from '../lease-store.ts';
 import type { GroupCommit } from './group-commit.ts';
 
-interface Entry extends RememberedAnswer {
+/** Where a remembered answer is, and until when it stands. */
+interface Entry {
   seq: number;
   expires: number;
 }
@@ -23,8 +25,9 @@ export interface SqliteRequestMemo extends RequestMemo {
 
 export function openRequestMemo(db: Database, { read, write }: GroupCommit, clock: Clock): SqliteRequestMemo {
   const live = db.query<Entry & { requestId: string }, { now: number }>(
-    'SELECT seq, request_id AS requestId, server_id AS serverId, url, expires FROM requests WHERE expires > $now ORDER BY seq',
+    'SELECT seq, request_id AS requestId, expires FROM requests WHERE expires > $now ORDER BY seq',
   );
+  const answerAt = db.query<RememberedAnswer, { seq: number }>('SELECT server_id AS serverId, url FROM requests WHERE seq = $seq');
   const append = db.query<{ seq: number }, { requestId: string; serverId: string; url: string; expires: number }>(
     'INSERT INTO requests (request_id, server_id, url, expires) VALUES ($requestId, $serverId, $url, $expires) RETURNING seq',
   );
@@ -32,39 +35,47 @@ export function openRequestMemo(db: Database, { read, write }: GroupCommit, cloc
   const prune = db.query<unknown, { now: number }>('DELETE FROM requests WHERE expires <= $now');
   const dataVersion = db.query<{ data_version: number }, []>('PRAGMA data_version');
 
-  // By request id, in the order saved (an answer saved again moves to the end).
-  const answers = new Map<string, Entry>();
+  // By request id, in the order saved (an answer saved again moves to the end), so that the
+  // expired ones come first.
+  const entries = new Map<string, Entry>();
   let version: number | null = null;
 
   /** The map, read again if it may differ from the file. */
   function current(): Map<string, Entry> {
     const now = dataVersion.get()!.data_version;
-    if (now === version) return answers;
-    answers.clear();
-    for (const { requestId, ...entry } of live.all({ now: clock.now() })) answers.set(requestId, entry);
+    if (now === version) return entries;
+    entries.clear();
+    for (const { requestId, ...entry } of live.all({ now: clock.now() })) entries.set(requestId, entry);
     version = now;
-    return answers;
+    return entries;
   }
-  const standing = (requestId: string, now: number): Entry | null => {
+  /** The answer standing for `requestId` at `now`, if any; one past its deadline is dropped. */
+  function standing(requestId: string, now: number): RememberedAnswer | null {
     const entry = current().get(requestId);
-    return entry && entry.expires > now ? entry : null;
-  };
+    if (!entry) return null;
+    if (entry.expires > now) return answerAt.get({ seq: entry.seq });
+    remove.run({ seq: entry.seq });
+    entries.delete(requestId);
+    return null;
+  }
   const answer = ({ serverId, url }: RememberedAnswer): RememberedAnswer => ({ serverId, url });
 
   return {
-    find: (requestId) =>
-      read(() => {
-        const entry = standing(requestId, clock.now());
-        return entry ? answer(entry) : null;
-      }),
+    find: (requestId) => {
+      const now = clock.now();
+      // Looked up without dropping anything: a read writes nothing.
+      return read(() => {
+        const entry = current().get(requestId);
+        return entry && entry.expires > now ? answerAt.get({ seq: entry.seq }) : null;
+      });
+    },
     // An answer past its deadline is replaced; a standing one is kept, and returned instead.
     save: (requestId, given, expires) =>
       write(() => {
         const earlier = standing(requestId, clock.now());
-        if (earlier) return answer(earlier);
+        if (earlier) return earlier;
         const { seq } = append.get({ requestId, ...answer(given), expires })!;
-        answers.delete(requestId);
-        answers.set(requestId, { ...answer(given), seq, expires });
+        entries.set(requestId, { seq, expires });
         return answer(given);
       }),
     forget: (requestId) =>
@@ -72,13 +83,18 @@ export function openRequestMemo(db: Database, { read, write }: GroupCommit, cloc
         const entry = current().get(requestId);
         if (!entry) return;
         remove.run({ seq: entry.seq });
-        answers.delete(requestId);
+        entries.delete(requestId);
       }),
     prune: () =>
       write(() => {
         const now = clock.now();
         prune.run({ now });
-        for (const [requestId, entry] of current()) if (entry.expires <= now) answers.delete(requestId);
+        // Oldest first: the walk stops at the first that still stands (one saved before a step
+        // back of the clock may wait for a later prune, and is never answered meanwhile).
+        for (const [requestId, entry] of current()) {
+          if (entry.expires > now) break;
+          entries.delete(requestId);
+        }
       }),
     rolledBack() {
       version = null;
