@@ -79,13 +79,16 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
   const pendingByHolder = db.query<Allocation, { now: number; holder: string }>(`${PENDING} servers_holding WHERE holder = $holder AND ${STILL}`);
   const pendingBySession = db.query<Allocation, { now: number; session: string }>(`${PENDING} servers_session_holding WHERE session = $session AND ${STILL}`);
 
+  type Full = { pending: boolean } | null;
   const pendingFor = (session: string | null, conn: string | null, now: number): Allocation | null =>
     (conn ? pendingByHolder.get({ now, holder: conn }) : null) ?? (session ? pendingBySession.get({ now, session }) : null);
+  // At a full fleet, looked up only while some page holds a reservation.
+  const pendingUnless = (full: Full, session: string | null, conn: string | null, now: number): Allocation | null =>
+    !full || full.pending ? pendingFor(session, conn, now) : null;
   const grantParams = (claimMs: number, minHealth: number, holder: string | null) => {
     const now = clock.now();
     return { now, claimExpires: now + claimMs, minHealth, grantId: crypto.randomUUID(), holder };
   };
-  type Full = { pending: boolean } | null;
   /**
    * Runs a page's `step` with its grant's parameters, and whether the fleet is known to be full
    * (then only a reservation some page holds can be answered, and only while one is held:
@@ -118,13 +121,10 @@ export function openAllocation(db: Database, group: GroupCommit, clock: Clock, f
 
   return {
     allocate: (claimMs: number, minHealth: number, session: string | null, conn: string | null): Promise<Allocation | null> =>
-      decide(claimMs, minHealth, conn, (params, full) => {
-        if (full) return full.pending ? pendingFor(session, conn, params.now) : null;
-        return pendingFor(session, conn, params.now) ?? anyFree({ ...params, session });
-      }),
+      decide(claimMs, minHealth, conn, (params, full) => pendingUnless(full, session, conn, params.now) ?? (full ? null : anyFree({ ...params, session }))),
     allocateForSession: (session: string, claimMs: number, minHealth: number, conn: string | null, waitForOwn: boolean): Promise<SessionAllocation> =>
       decide(claimMs, minHealth, conn, (params, full) => {
-        const pending = !full || full.pending ? pendingFor(session, conn, params.now) : null;
+        const pending = pendingUnless(full, session, conn, params.now);
         if (pending) return { allocation: pending, held: null };
         const kept = full ? null : reserved(allocateSticky({ ...params, session }));
         if (kept) return { allocation: kept, held: null };

@@ -49,42 +49,36 @@ export function openRequestMemo(db: Database, { read, write }: GroupCommit, cloc
     version = now;
     return entries;
   }
-  /** The answer standing for `requestId` at `now`, if any; one past its deadline is dropped. */
-  function standing(requestId: string, now: number): RememberedAnswer | null {
-    const entry = current().get(requestId);
-    if (!entry) return null;
-    if (entry.expires > now) return answerAt.get({ seq: entry.seq });
+  /** `entry` if it still stands at `now`. */
+  const standing = (entry: Entry | undefined, now: number): Entry | null => (entry && entry.expires > now ? entry : null);
+  /** Drops what is kept for `requestId` (its `entry`), standing or past its deadline. */
+  function drop(requestId: string, entry: Entry | undefined): void {
+    if (!entry) return;
     remove.run({ seq: entry.seq });
     entries.delete(requestId);
-    return null;
   }
   const answer = ({ serverId, url }: RememberedAnswer): RememberedAnswer => ({ serverId, url });
 
   return {
     find: (requestId) => {
       const now = clock.now();
-      // Looked up without dropping anything: a read writes nothing.
       return read(() => {
-        const entry = current().get(requestId);
-        return entry && entry.expires > now ? answerAt.get({ seq: entry.seq }) : null;
+        const entry = standing(current().get(requestId), now);
+        return entry ? answerAt.get({ seq: entry.seq }) : null;
       });
     },
     // An answer past its deadline is replaced; a standing one is kept, and returned instead.
     save: (requestId, given, expires) =>
       write(() => {
-        const earlier = standing(requestId, clock.now());
-        if (earlier) return earlier;
+        const entry = current().get(requestId);
+        const earlier = standing(entry, clock.now());
+        if (earlier) return answerAt.get({ seq: earlier.seq })!;
+        drop(requestId, entry);
         const { seq } = append.get({ requestId, ...answer(given), expires })!;
         entries.set(requestId, { seq, expires });
         return answer(given);
       }),
-    forget: (requestId) =>
-      write(() => {
-        const entry = current().get(requestId);
-        if (!entry) return;
-        remove.run({ seq: entry.seq });
-        entries.delete(requestId);
-      }),
+    forget: (requestId) => write(() => drop(requestId, current().get(requestId))),
     prune: () =>
       write(() => {
         const now = clock.now();
