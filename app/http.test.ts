@@ -1,16 +1,17 @@
 import { describe, expect, test } from 'bun:test';
-import { upgradeWebSocket, websocket } from 'hono/bun';
 import { createDispatcher } from './dispatcher.ts';
-import { createApp } from './http.ts';
+import type { Server } from 'bun';
+import { createApp, type SocketHandlers } from './http.ts';
 import { encode } from '../common/protocol.ts';
 import { openSqliteStore } from './sqlite/lease-store.ts';
 import { createOriginPolicy } from './origin.ts';
-import { CLIENT_DIR } from './server.ts';
+import { CLIENT_DIR, socketEvents, upgradeOn } from './server.ts';
 
 const secret = 'test-secret-0123456789';
 const dispatcher = createDispatcher({ store: openSqliteStore(':memory:') });
 const options = {
-  upgradeWebSocket,
+  // No server: app.request() tests refuse before any upgrade.
+  upgrade: () => false,
   clientDir: CLIENT_DIR,
   secret,
   origins: createOriginPolicy({ streamOrigins: null, listenHost: '127.0.0.1' }),
@@ -143,6 +144,19 @@ describe('http routes', () => {
     expect(await response.text()).toBe('no route for POST /nope');
   });
 
+  test('a request that asks for an upgrade without a valid handshake is a 400 that says why', async () => {
+    let listening: Server<SocketHandlers> | null = null;
+    const app = createApp({ dispatcher, ...options, upgrade: upgradeOn(() => listening) });
+    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
+    try {
+      const response = await fetch(`http://127.0.0.1:${server.port}/stream`, { headers: { upgrade: 'websocket', connection: 'upgrade' } });
+      expect(response.status).toBe(400);
+      expect(await response.text()).toContain('/stream: not a valid WebSocket handshake');
+    } finally {
+      await server.stop(true);
+    }
+  });
+
   test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
     const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
     const logged: string[] = [];
@@ -153,7 +167,9 @@ describe('http routes', () => {
       },
       closed: async () => {},
     });
-    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ dispatcher: failing, ...options }).fetch, websocket });
+    let listening: Server<SocketHandlers> | null = null;
+    const app = createApp({ dispatcher: failing, ...options, upgrade: upgradeOn(() => listening) });
+    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
     try {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
       await new Promise((resolve) => (ws.onopen = resolve));

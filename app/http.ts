@@ -1,16 +1,15 @@
 // The dispatcher's HTTP and WebSocket routes as a Web-standard Hono app. The runtime adapter
-// (server.ts) passes in its upgradeWebSocket helper and how to read a request's address; tests
+// (server.ts) passes in its WebSocket upgrade and how to read a request's address; tests
 // call app.request() without a port. Every refusal (a browser page where none may be, a missing
 // secret) is an HTTP status with a reason, before any socket exists.
 
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Handler, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { streamSSE } from 'hono/streaming';
 import { timingSafeEqual } from 'hono/utils/buffer';
-import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { CLOSE, PATHS } from '../common/protocol.ts';
 import { addressKey, lastForwardedFor } from './client-address.ts';
 import type { Dispatcher, Link, Peer, Session } from './dispatcher.ts';
@@ -22,7 +21,7 @@ import { encodeCursor, parseListQuery } from './server-view.ts';
 
 export interface AppOptions {
   dispatcher: Dispatcher;
-  upgradeWebSocket: UpgradeWebSocket;
+  upgrade: Upgrade;
   /** Folder holding index.html and protocol.js. */
   clientDir: string;
   /** Registering and operator routes need `Authorization: Bearer <secret>`. */
@@ -55,38 +54,64 @@ const requireUpgrade: MiddlewareHandler = async (c, next) => {
   await next();
 };
 
+/** What a WebSocket route hands the runtime for one socket: called as it opens, for each message, and as it closes. */
+export interface SocketHandlers {
+  open(socket: Link): void;
+  /** Text arrives as a string, binary as bytes. */
+  message(data: string | Uint8Array): void;
+  close(): void;
+}
+
+/**
+ * The runtime's upgrade (server.ts: Bun's): turns a handshake request into a socket whose events
+ * go to `handlers`, or answers false when the request is no valid handshake.
+ */
+export type Upgrade = (request: Request, handlers: SocketHandlers) => boolean;
+
 /**
  * A WebSocket route whose connection is one session: opened with the socket, fed its text
  * messages, told when it closes. What a session cannot read (binary, oversized) is refused here.
+ * A message is handed straight to its session, with nothing made for it on the way: a render
+ * server's heartbeat and a page's request are the dispatcher's most frequent events.
  */
 function sessionRoute(
-  upgradeWebSocket: UpgradeWebSocket,
+  upgrade: Upgrade,
   open: (link: Link, peer: Peer) => Session,
   peerOf: (request: Request) => Peer,
-  onBinary: (ws: WSContext) => void,
+  onBinary: (link: Link) => void,
   report: (error: unknown) => void,
-) {
-  return upgradeWebSocket((c) => {
+): Handler {
+  return (c) => {
     const peer = peerOf(c.req.raw);
+    let link: Link;
     let session: Session | null = null;
-    const sessionFor = (ws: WSContext) => (session ??= open({ send: (text) => ws.send(text), close: (code, reason) => ws.close(code, reason) }, peer));
-    return {
-      onOpen: (_event, ws) => {
-        sessionFor(ws);
-      },
-      onMessage: async (event, ws) => {
-        if (typeof event.data !== 'string') return onBinary(ws);
-        if (event.data.length > MAX_MESSAGE) return ws.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
-        await sessionFor(ws).message(event.data);
-      },
-      onClose: () => void session?.closed(),
-      // A failure inside a session (the lease file unwritable, say) ends that socket, not the process.
-      onError: (event, ws) => {
-        report((event as Event & { error?: unknown }).error ?? event);
-        ws.close(CLOSE.internalError, 'internal error');
-      },
+    // A failure inside a session (the lease file unwritable, say) ends that socket, not the process.
+    const fail = (error: unknown) => {
+      report(error);
+      link.close(CLOSE.internalError, 'internal error');
     };
-  });
+    const handlers: SocketHandlers = {
+      open(socket) {
+        link = socket;
+        session = open(link, peer);
+      },
+      message(data) {
+        if (typeof data !== 'string') return onBinary(link);
+        if (data.length > MAX_MESSAGE) return link.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
+        try {
+          session!.message(data).catch(fail);
+        } catch (error) {
+          fail(error);
+        }
+      },
+      close: () => void session?.closed(),
+    };
+    if (!upgrade(c.req.raw, handlers)) {
+      throw new HTTPException(400, { message: `${c.req.path}: not a valid WebSocket handshake (Sec-WebSocket-Key and Sec-WebSocket-Version 13 are needed)` });
+    }
+    // The socket is open; the runtime sends no response of its own.
+    return new Response(null);
+  };
 }
 
 /**
@@ -134,7 +159,7 @@ function requireOrigin(check: (origin: string | undefined, host: string | undefi
   };
 }
 
-export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, origins, remoteAddress, trustProxy = false, metrics = null, feed }: AppOptions) {
+export function createApp({ dispatcher, upgrade, clientDir, secret, origins, remoteAddress, trustProxy = false, metrics = null, feed }: AppOptions) {
   const app = new Hono();
   const authorized = requireSecret(secret);
   const operator = requireOrigin(origins.operator);
@@ -217,13 +242,13 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
     requireUpgrade,
     requireOrigin(origins.stream),
     sessionRoute(
-      upgradeWebSocket,
+      upgrade,
       dispatcher.openStream,
       (request) => {
         const verdict = origins.messages(request.headers.get('origin') ?? undefined, request.headers.get('host') ?? undefined);
         return { ...peerOf(request), flockRefusal: verdict.ok ? null : verdict.reason };
       },
-      (ws) => ws.send('error: binary messages are not understood; send "get_server_url" as text'),
+      (link) => link.send('error: binary messages are not understood; send "get_server_url" as text'),
       report,
     ),
   );
@@ -234,7 +259,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
     requireUpgrade,
     requireOrigin(origins.control),
     authorized,
-    sessionRoute(upgradeWebSocket, dispatcher.openControl, peerOf, (ws) => ws.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
+    sessionRoute(upgrade, dispatcher.openControl, peerOf, (link) => link.close(CLOSE.unsupportedData, 'control messages are JSON text'), report),
   );
 
   // The flock: this dispatcher's links, for operators; and linked dispatchers' sockets, which
@@ -245,7 +270,7 @@ export function createApp({ dispatcher, upgradeWebSocket, clientDir, secret, ori
     PATHS.link,
     requireUpgrade,
     requireOrigin(origins.link),
-    sessionRoute(upgradeWebSocket, dispatcher.openLink, peerOf, (ws) => ws.close(CLOSE.unsupportedData, 'link frames are JSON text'), report),
+    sessionRoute(upgrade, dispatcher.openLink, peerOf, (link) => link.close(CLOSE.unsupportedData, 'link frames are JSON text'), report),
   );
 
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));

@@ -4,7 +4,7 @@
 // dials the flock's links with Bun's WebSocket client, and sweeps on a timer.
 
 import { join } from 'node:path';
-import { upgradeWebSocket, websocket } from 'hono/bun';
+import type { Server, WebSocketHandler } from 'bun';
 import { CLOSE } from '../common/protocol.ts';
 import { createDispatcher, type Clock, type Dispatcher } from './dispatcher.ts';
 import type { Connect } from './flock/dialer.ts';
@@ -12,7 +12,7 @@ import { DEFAULT_MAX_HOPS } from './flock/flock.ts';
 import { createDashboardFeed } from './dashboard-feed.ts';
 import { createMetrics, timedStore } from './metrics.ts';
 import type { LeaseStore } from './lease-store.ts';
-import { createApp } from './http.ts';
+import { createApp, type SocketHandlers, type Upgrade } from './http.ts';
 import { openStore } from './open-store.ts';
 import { createOriginPolicy } from './origin.ts';
 import type { DispatcherConfig } from './config.ts';
@@ -21,6 +21,19 @@ export const CLIENT_DIR = join(import.meta.dir, '..', 'client');
 
 /** A socket this far behind (bytes queued unsent) is closed, in either direction of a link. */
 const MAX_UNSENT = 4 * 1024 * 1024;
+
+/**
+ * Bun's WebSocket events handed to the route that upgraded the socket (its handlers ride on the
+ * socket as its data). Each message goes straight to its route: no event object, no wrapper.
+ */
+export const socketEvents: WebSocketHandler<SocketHandlers> = {
+  open: (ws) => ws.data.open({ send: (text) => void ws.sendText(text), close: (code, reason) => ws.close(code, reason) }),
+  message: (ws, message) => ws.data.message(message),
+  close: (ws) => ws.data.close(),
+};
+
+/** The app's upgrade on a Bun server (which answers false to a request that is no valid handshake). */
+export const upgradeOn = (server: () => Server<SocketHandlers> | null): Upgrade => (request, handlers) => server()?.upgrade(request, { data: handlers }) ?? false;
 
 export interface RunningDispatcher {
   dispatcher: Dispatcher;
@@ -59,10 +72,10 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
   metrics?.watch(dispatcher, store);
   const feed = createDashboardFeed(dispatcher, store, { now: () => Date.now(), meanSessionMs: dispatcher.meanSessionMs });
   // The server knows each request's peer (requestIP), and exists only once Bun.serve returns.
-  let server: ReturnType<typeof Bun.serve> | null = null;
+  let server: Server<SocketHandlers> | null = null;
   const app = createApp({
     dispatcher,
-    upgradeWebSocket,
+    upgrade: upgradeOn(() => server),
     clientDir: CLIENT_DIR,
     secret: config.secret,
     origins: createOriginPolicy({ streamOrigins: config.allowOrigins ?? null, listenHost: config.host }),
@@ -78,7 +91,7 @@ export async function startDispatcher(config: StartOptions, { clock, store: give
     fetch: app.fetch,
     // A page that subscribes to the flock and never reads would otherwise have its messages
     // queued here without bound: past MAX_UNSENT, its socket is closed.
-    websocket: { ...websocket, idleTimeout: 60, maxPayloadLength: 64 * 1024, backpressureLimit: MAX_UNSENT, closeOnBackpressureLimit: true },
+    websocket: { ...socketEvents, idleTimeout: 60, maxPayloadLength: 64 * 1024, backpressureLimit: MAX_UNSENT, closeOnBackpressureLimit: true },
   });
   const sweeper = setInterval(dispatcher.sweep, config.timings.heartbeatMs);
   for (const url of config.links ?? []) dispatcher.flock.link(url);
