@@ -3,8 +3,8 @@
 // connection got past the shared secret to get here; what it registers must still be its own: an
 // id belongs to the process that first registered it (proved by its instance secret), and a URL
 // to the live server registered on it. While the lease store cannot be reached the connection
-// stays open: heartbeats go unanswered until it is back, and the first one after extends (or
-// revives) the lease. Only a registration that could not be stored closes it, to be tried again.
+// stays open: heartbeats that ask for an answer go unanswered until it is back, and the first one
+// after extends (or revives) the lease. Only a registration that could not be stored closes it, to be tried again.
 
 import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type RenderToDispatcher } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
@@ -126,7 +126,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
       if (!beat) return lostHold();
       events.emit('heartbeat', { serverId: id });
       if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
-      reply({ type: 'lease', expiresAt: beat.leaseExpires });
+      if (msg.answer) reply({ type: 'lease', expiresAt: beat.leaseExpires });
       // A server back from a freeze, or healthy again, may be what a waiting page needs.
       if (beat.state === 'ready') wakeRoom();
       return;

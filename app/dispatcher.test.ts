@@ -80,12 +80,18 @@ describe(engine.name, () => {
       expect(events).toEqual(['server.new a']);
     });
 
-    test('every heartbeat reply carries the new deadline', async () => {
+    test('a heartbeat that asks is answered with the new deadline; one that does not is written unanswered', async () => {
       const { link, session } = await registered();
       clock.t += 700;
-      await session.message(JSON.stringify({ type: 'heartbeat', fps: 59.5, frameMs: 12, client: 'none' }));
-      expect(link.sent[1]).toEqual({ type: 'lease', expiresAt: clock.t + 3000 });
-      expect((await dispatcher.list())[0]).toMatchObject({ fps: 59.5, frameMs: 12 });
+      await session.message(JSON.stringify({ type: 'heartbeat', fps: 59.5, frameMs: 12, client: 'none', answer: true }));
+      expect(link.sent.slice(1)).toEqual([{ type: 'lease', expiresAt: clock.t + 3000 }]);
+      expect((await dispatcher.list())[0]).toMatchObject({ fps: 59.5, frameMs: 12, leaseExpiresAt: clock.t + 3000 });
+      clock.t += 700;
+      await session.message(JSON.stringify({ type: 'heartbeat', fps: 30, frameMs: 20, client: 'none' }));
+      expect(link.sent.length).toBe(2);
+      expect((await dispatcher.list())[0]).toMatchObject({ fps: 30, frameMs: 20, leaseExpiresAt: clock.t + 3000 });
+      await session.message(JSON.stringify({ type: 'heartbeat', fps: 30, frameMs: 20, client: 'none', answer: 'yes' }));
+      expect(link.sent.at(-1)).toEqual({ type: 'error', field: 'answer', error: 'heartbeat.answer must be true or false' });
     });
 
     test('bad messages get an error naming the field, and the lease is kept', async () => {
@@ -239,7 +245,7 @@ describe(engine.name, () => {
       expect(attacker.sent).toEqual([{ type: 'error', field: 'id', error: 'registration refused: id a belongs to another render server process' }]);
       expect(attacker.closes).toEqual([{ code: CLOSE.conflict, reason: 'registration conflicts with a live render server' }]);
       // The victim's connection still holds the lease, at its URL, and tickets are signed with its key.
-      await victim.session.message(encode({ type: 'heartbeat', fps: 60, frameMs: 1, client: 'none' }));
+      await victim.session.message(encode({ type: 'heartbeat', fps: 60, frameMs: 1, client: 'none', answer: true }));
       expect(victim.link.sent.at(-1)).toMatchObject({ type: 'lease' });
       const url = new URL(await answer('get_server_url'));
       expect(url.host).toBe('127.0.0.1:16000');

@@ -1,7 +1,10 @@
 // The dispatch benchmark's floor: a bare Bun.serve WebSocket server that answers every message
-// with a constant render-server URL. `bun bench/baseline-server.ts PORT`.
+// with a constant render-server URL. `bun bench/baseline-server.ts PORT [--silent]`: with
+// --silent it reads every message and answers none (the heartbeat benchmark's floor, as heartbeats
+// go unanswered).
 
 const ANSWER = 'ws://127.0.0.1:1/stream?ticket=baseline';
+const silent = process.argv.includes('--silent');
 const server = Bun.serve({
   hostname: '127.0.0.1',
   port: Number(process.argv[2] ?? 0),
@@ -10,7 +13,7 @@ const server = Bun.serve({
   },
   websocket: {
     message(ws) {
-      ws.send(ANSWER);
+      if (!silent) ws.send(ANSWER);
     },
   },
 });

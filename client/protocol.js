@@ -166,7 +166,7 @@
       client: CLIENT_STATE,
       targetFps: number({ min: 0, max: LIMITS.fps })
     },
-    heartbeat: { fps: number({ min: 0, max: LIMITS.fps }), frameMs: number({ min: 0, max: LIMITS.frameMs }), client: CLIENT_STATE },
+    heartbeat: { fps: number({ min: 0, max: LIMITS.fps }), frameMs: number({ min: 0, max: LIMITS.frameMs }), client: CLIENT_STATE, answer: optional(boolean) },
     client: { event: oneOf("connected", "gone") },
     drain: {}
   };

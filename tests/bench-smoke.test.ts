@@ -37,14 +37,14 @@ describe('benchmark smoke runs', () => {
     assert.match(readFileSync(join(ROOT, 'bench', 'results', 'dispatch.smoke.svg'), 'utf8'), /^<svg[^]*<polyline/);
   });
 
-  test('heartbeats: the beating servers are answered, the quiet ones are not, and the bare server answers as many', async () => {
+  test('heartbeats: the beating servers\' beats are written, the quiet ones\' are not, and the bare server is sent as many', async () => {
     const { result, table } = await smoke('heartbeats');
-    const { runs, floor } = result as { runs: { heartbeatsPerSecond: number; servers: number }[]; floor: { sockets: number; answersPerSecond: number; cpu: number } };
+    const { runs, floor } = result as { runs: { heartbeatsPerSecond: number; servers: number }[]; floor: { sockets: number; beatsPerSecond: number; cpu: number } };
     const [quiet, beating] = runs;
     assert.equal(quiet.heartbeatsPerSecond, 0);
     assert.ok(beating.heartbeatsPerSecond > beating.servers * 0.5, `${beating.heartbeatsPerSecond} beats/s from ${beating.servers} servers at 1 Hz`);
-    assert.ok(floor.answersPerSecond > floor.sockets * 0.5, `the bare server answered ${floor.answersPerSecond}/s from ${floor.sockets} sockets`);
-    // Its CPU is read in clock ticks: 200 answers a second for a smoke run's seconds may take none.
+    assert.ok(floor.beatsPerSecond > floor.sockets * 0.5, `the bare server was sent ${floor.beatsPerSecond}/s from ${floor.sockets} sockets`);
+    // Its CPU is read in clock ticks: 200 beats a second for a smoke run's seconds may take none.
     assert.ok(Number.isFinite(floor.cpu) && floor.cpu >= 0, `the bare server's CPU share: ${floor.cpu}`);
     assert.match(table, /floor: the bare Bun WebSocket server/);
   });

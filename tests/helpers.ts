@@ -218,7 +218,7 @@ export interface SimulatedServer {
   id: string;
   url: string;
   ws: WebSocket;
-  /** How many lease replies (answered heartbeats) it has had. */
+  /** How many lease answers it has had (its heartbeats ask for them unless told not to). */
   leases(): number;
   /** Reports the client's arrival or departure, as a real render server does. */
   report(event: 'connected' | 'gone'): void;
@@ -228,9 +228,10 @@ export interface SimulatedServer {
 /**
  * A render server's control side without the rendering: registers, heartbeats at the interval
  * the dispatcher gives, and reports its client when told to. For tests and benchmarks that need
- * many servers.
+ * many servers. Its heartbeats ask for an answer (counted by leases()) unless `answers` is false,
+ * as a real render server's do not.
  */
-export async function simulateRenderServer(dispatcherPort: number, id: string, url: string): Promise<SimulatedServer> {
+export async function simulateRenderServer(dispatcherPort: number, id: string, url: string, { answers = true } = {}): Promise<SimulatedServer> {
   const ws = new WebSocket(`ws://127.0.0.1:${dispatcherPort}/v1/control`, { headers: operatorHeaders() });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -247,7 +248,7 @@ export async function simulateRenderServer(dispatcherPort: number, id: string, u
         // At a random phase, as servers started at different moments would: many simulated
         // servers registered at once would otherwise all beat in the same instant.
         const start = setTimeout(() => {
-          beat = setInterval(() => ws.send(encode({ type: 'heartbeat', fps: 0, frameMs: 0, client })), msg.heartbeatMs);
+          beat = setInterval(() => ws.send(encode({ type: 'heartbeat', fps: 0, frameMs: 0, client, ...(answers ? { answer: true } : {}) })), msg.heartbeatMs);
         }, Math.random() * msg.heartbeatMs);
         ws.once('close', () => clearTimeout(start));
         resolve();
