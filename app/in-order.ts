@@ -5,7 +5,9 @@
 export function inOrder(handle: (text: string) => Promise<void>): (text: string) => Promise<void> {
   let previous: Promise<void> = Promise.resolve();
   return (text) => {
-    previous = previous.catch(() => {}).then(() => handle(text));
+    // One promise a message: this socket's heartbeats and requests are the dispatcher's most frequent.
+    const run = () => handle(text);
+    previous = previous.then(run, run);
     return previous;
   };
 }
