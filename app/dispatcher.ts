@@ -14,6 +14,7 @@ import { openControlSession, type Link, type Session } from './control-session.t
 import { createEventSource, type DispatcherEvents, type LogFields } from './events.ts';
 import { DEFAULT_MAX_HOPS, createFlock, type FlockOptions } from './flock/flock.ts';
 import { batchWindow, createHeartbeatBatch } from './heartbeat-batch.ts';
+import { createAdmission } from './admission.ts';
 import type { ListQuery, LeaseStore, ServerRow } from './lease-store.ts';
 import { createRateLimit } from './rate-limit.ts';
 import { countByState, viewOf, type ServerView } from './server-view.ts';
@@ -93,6 +94,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
   const messageLimit = createRateLimit({ perSecond: policy.messageRate, burst: policy.messageRate * BURST_SECONDS, now: () => clock.now() });
   const announcedExpired = new Set<string>();
   const heartbeats = createHeartbeatBatch(store, timings.ttlMs, clock, batchWindow(timings));
+  const admission = createAdmission();
   let purgedAt = clock.now();
 
   function announceDrain(row: ServerRow): void {
@@ -193,7 +195,7 @@ export function createDispatcher({ store, timings = DEFAULT_TIMINGS, policy: giv
     allocate: allocator.allocate,
     openControl: (link: Link): Session => tracked(link, openControlSession(controlContext, link)),
     openStream: (link: Link, peer: Peer): Session =>
-      tracked(link, openStreamSession({ allocator, room, events, rateLimit, messageLimit, relay: flock.relay, failures }, link, peer)),
+      tracked(link, openStreamSession({ allocator, admission, room, events, rateLimit, messageLimit, relay: flock.relay, failures }, link, peer)),
     /** Another dispatcher dialled this one on /v1/link. */
     openLink: (link: Link, peer: Peer): Session => tracked(link, flock.openLink(link, peer.address)),
     flock: {

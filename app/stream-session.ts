@@ -9,6 +9,7 @@
 // limited in size (by the protocol) and in rate, per connection.
 
 import { NONE, encode, parseStreamRequest, type DispatcherToBrowser, type PageMessage, type ServerRequest } from '../common/protocol.ts';
+import type { Admission } from './admission.ts';
 import type { Allocator } from './allocator.ts';
 import type { Link, Session } from './control-session.ts';
 import type { DispatcherEvents, EventSource, RequestOutcome } from './events.ts';
@@ -31,6 +32,8 @@ export const STORE_UNAVAILABLE = 'store unavailable';
 
 export interface StreamContext {
   allocator: Allocator;
+  /** Holds asks at a full fleet, so that the reports that free servers are read first. */
+  admission: Admission;
   room: WaitingRoom;
   events: EventSource<DispatcherEvents>;
   rateLimit: RateLimit;
@@ -40,7 +43,7 @@ export interface StreamContext {
   failures: StoreFailures;
 }
 
-export function openStreamSession({ allocator, room, events, rateLimit, messageLimit, relay, failures }: StreamContext, link: Link, peer: Peer): Session {
+export function openStreamSession({ allocator, admission, room, events, rateLimit, messageLimit, relay, failures }: StreamContext, link: Link, peer: Peer): Session {
   const conn = crypto.randomUUID();
   let open = true;
   events.emit('connection.new', { id: conn });
@@ -96,7 +99,8 @@ export function openStreamSession({ allocator, room, events, rateLimit, messageL
       return send({ type: 'error', error: 'already waiting for a server on this connection; close it to leave the queue' });
     }
     try {
-      const grant = await allocator.allocate({ ...request, conn });
+      const grant = await admission.admit(() => allocator.allocate({ ...request, conn }));
+      admission.found(!grant);
       // A page that left while its ticket was signed will never come: the server goes straight back.
       if (!open) return grant ? await allocator.cancel(grant) : undefined;
       if (grant) answered('url', { serverId: grant.serverId, ...(grant.lender ? { lender: grant.lender } : {}) });
