@@ -157,6 +157,34 @@ describe('http routes', () => {
     }
   });
 
+  test('a session that throws as it opens, or as it closes, is logged; its socket is closed with 1011 and the server carries on', async () => {
+    const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
+    const logged: string[] = [];
+    failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
+    let opened = 0;
+    failing.openStream = () => {
+      if (opened++ === 0) throw new Error('no session for you');
+      return { message: async () => {}, closed: () => { throw new Error('closing went wrong'); } };
+    };
+    let listening: Server<SocketHandlers> | null = null;
+    const app = createApp({ dispatcher: failing, ...options, upgrade: upgradeOn(() => listening) });
+    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
+    try {
+      const first = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
+      const event = await new Promise<CloseEvent>((resolve) => (first.onclose = resolve));
+      expect([event.code, event.reason]).toEqual([1011, 'internal error']);
+      const second = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
+      await new Promise((resolve) => (second.onopen = resolve));
+      second.close();
+      for (let i = 0; i < 100 && !logged.some((m) => m.includes('closing went wrong')); i++) await Bun.sleep(10);
+      expect(logged.some((m) => m.includes('closing went wrong'))).toBe(true);
+      expect(logged.some((m) => m.includes('no session for you'))).toBe(true);
+      expect((await fetch(`http://127.0.0.1:${server.port}/v1/servers`)).status).toBe(200);
+    } finally {
+      await server.stop(true);
+    }
+  });
+
   test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
     const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
     const logged: string[] = [];

@@ -93,18 +93,29 @@ function sessionRoute(
     const handlers: SocketHandlers = {
       open(socket) {
         link = socket;
-        session = open(link, peer);
-      },
-      message(data) {
-        if (typeof data !== 'string') return onBinary(link);
-        if (data.length > MAX_MESSAGE) return link.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
         try {
-          session!.message(data).catch(fail);
+          session = open(link, peer);
         } catch (error) {
           fail(error);
         }
       },
-      close: () => void session?.closed(),
+      message(data) {
+        if (session === null) return; // it failed to open, and is closing
+        if (typeof data !== 'string') return onBinary(link);
+        if (data.length > MAX_MESSAGE) return link.close(CLOSE.tooBig, `messages are at most ${MAX_MESSAGE} bytes`);
+        try {
+          session.message(data).catch(fail);
+        } catch (error) {
+          fail(error);
+        }
+      },
+      close() {
+        try {
+          session?.closed().catch(report);
+        } catch (error) {
+          report(error);
+        }
+      },
     };
     if (!upgrade(c.req.raw, handlers)) {
       throw new HTTPException(400, { message: `${c.req.path}: not a valid WebSocket handshake (Sec-WebSocket-Key and Sec-WebSocket-Version 13 are needed)` });
