@@ -1,6 +1,9 @@
 import { describe, expect, test } from 'bun:test';
 import { connect, createServer, type AddressInfo } from 'node:net';
-import { createAdmission } from './admission.ts';
+import { ASKS_PER_TURN, createAdmission } from './admission.ts';
+import { NONE, encode } from '../common/protocol.ts';
+import { createDispatcher } from './dispatcher.ts';
+import { openSqliteStore } from './sqlite/lease-store.ts';
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -40,7 +43,7 @@ describe('admission', () => {
       const admission = createAdmission(1);
       admission.found(true);
       client.write('gone');
-      const until = performance.now() + 5;
+      const until = performance.now() + 10;
       while (performance.now() < until); // the report is in the kernel's buffer before the asks come
       const asks = [1, 2, 3].map((n) => admission.admit(async () => void order.push(`ask ${n}`)));
       await Promise.all(asks);
@@ -69,6 +72,17 @@ describe('admission', () => {
     expect(ran).toEqual([1, 2, 3, 4, 5]);
   });
 
+  test('an ask that throws before it returns fails alone, and the line goes on', async () => {
+    const admission = createAdmission(1);
+    admission.found(true);
+    const throwing = admission.admit((): Promise<string> => {
+      throw new Error('thrown at once');
+    });
+    const fine = admission.admit(async () => 'served');
+    await expect(throwing).rejects.toThrow('thrown at once');
+    expect(await fine).toBe('served');
+  });
+
   test('an ask that fails fails alone', async () => {
     const admission = createAdmission(1);
     admission.found(true);
@@ -76,7 +90,35 @@ describe('admission', () => {
       throw new Error('store unavailable');
     });
     const fine = admission.admit(async () => 'served');
-    expect(failing).rejects.toThrow('store unavailable');
+    await expect(failing).rejects.toThrow('store unavailable');
     expect(await fine).toBe('served');
+  });
+});
+
+describe('admission in the dispatcher', () => {
+  test('once a page is told none, a crowd asking at once is answered a few a turn, not all in one', async () => {
+    const dispatcher = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
+    const control = dispatcher.openControl({ send() {}, close() {} });
+    await control.message(encode({ type: 'register', id: 'only', instance: 'instance-of-only-0123456789', url: 'ws://127.0.0.1:1/stream', client: 'connected', targetFps: 30 }));
+    const pages = Array.from({ length: 24 }, () => {
+      const answers: string[] = [];
+      return { answers, session: dispatcher.openStream({ send: (text) => answers.push(text), close() {} }, { address: '127.0.0.1' }) };
+    });
+    // The one server is busy: the first ask finds the fleet full.
+    await pages[0].session.message('get_server_url');
+    expect(pages[0].answers).toEqual([NONE]);
+    const asked = pages.slice(1).map((page) => page.session.message('get_server_url'));
+    const answered = () => pages.slice(1).filter((page) => page.answers.length > 0).length;
+    const counts: number[] = [];
+    for (let turn = 0; turn < 100 && answered() < 23; turn++) {
+      await nextTurn();
+      counts.push(answered());
+    }
+    await Promise.all(asked);
+    expect(answered()).toBe(23);
+    const steps = counts.map((n, i) => n - (counts[i - 1] ?? 0));
+    expect(Math.max(...steps)).toBeLessThanOrEqual(ASKS_PER_TURN);
+    expect(steps.filter((step) => step > 0).length).toBeGreaterThanOrEqual(3);
+    dispatcher.stop();
   });
 });

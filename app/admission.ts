@@ -43,7 +43,13 @@ export function createAdmission(perTurn = ASKS_PER_TURN): Admission {
     admit(ask) {
       if (!full && queue.length === 0) return ask();
       return new Promise((resolve, reject) => {
-        queue.push(() => ask().then(resolve, reject));
+        queue.push(() => {
+          try {
+            ask().then(resolve, reject);
+          } catch (error) {
+            reject(error);
+          }
+        });
         schedule();
       });
     },

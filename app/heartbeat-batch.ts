@@ -1,6 +1,6 @@
 // Heartbeats are the dispatcher's most frequent write: 10,000 render servers send 10,000 a second.
 // Each one its own transaction costs a commit apiece, so heartbeats that arrive within a window
-// (batchWindow) are written in one transaction, and answered once it commits.
+// (batchWindow) are written in one transaction, and answered (those that ask) once it commits.
 // Safe to delay: a lease is extended from the moment its heartbeat arrived (the store is told how
 // long ago that was, on any clock), and until the batch commits the store holds the older, shorter
 // deadline, never a longer one. One batch is written at a time; what arrives meanwhile waits for

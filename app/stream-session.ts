@@ -99,10 +99,11 @@ export function openStreamSession({ allocator, admission, room, events, rateLimi
       return send({ type: 'error', error: 'already waiting for a server on this connection; close it to leave the queue' });
     }
     try {
-      const grant = await admission.admit(() => allocator.allocate({ ...request, conn }));
-      admission.found(!grant);
+      // A page that left while its ask was held is handed nothing (it may be a dispatcher shutting down).
+      const grant = await admission.admit(() => (open ? allocator.allocate({ ...request, conn }) : Promise.resolve(null)));
       // A page that left while its ticket was signed will never come: the server goes straight back.
       if (!open) return grant ? await allocator.cancel(grant) : undefined;
+      admission.found(!grant);
       if (grant) answered('url', { serverId: grant.serverId, ...(grant.lender ? { lender: grant.lender } : {}) });
       else if (!request.json || !request.wait) answered('none');
       if (!request.json) return link.send(grant?.url ?? NONE);
