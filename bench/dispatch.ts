@@ -245,6 +245,8 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
   const crowd = find('dispatcher', 10, 64, true);
   const asPage = rows.find((r) => r.asPage);
   const pct = (a?: number, b?: number) => (a !== undefined && b ? `${((a / b) * 100).toFixed(1)}%` : '-');
+  // A smoke run's CPU may round to nothing.
+  const perCpu = (rate?: number, cpu?: number) => (rate !== undefined && cpu ? rate / cpu : undefined);
   return [
     'Against the targets (persistent connections; ratios within this run)',
     '',
@@ -252,6 +254,9 @@ export function dispatchTargets(rows: DispatchRow[], inProcess?: InProcessCycles
       ['measure', 'target', 'this run'],
       [
         ['cycles/s, 1,000 servers, 64 clients, as a share of the bare server\'s requests/s', '≥ 15%', `${pct(busy64?.cyclesPerSecond, baseline64?.requestsPerSecond)} (${busy64?.cyclesPerSecond ?? '-'} / ${baseline64?.requestsPerSecond ?? '-'})`],
+        // When the load generator holds the bare server back (it shares the machine), its rate
+        // understates what a core of it answers: the same share per second of each server's CPU.
+        ['the same, per second of each server\'s CPU', '≥ 15%', pct(perCpu(busy64?.cyclesPerSecond, busy64?.serverCpu), perCpu(baseline64?.requestsPerSecond, baseline64?.serverCpu))],
         ['get_server_url p99, 1,000 servers, 64 clients', '≤ 3 ms', busy64 ? `${ms(busy64.p99Ms)} ms` : '-'],
         ['cycles/s, 10 servers: 256 clients against 16', '≥ 100%', `${pct(few256?.cyclesPerSecond, few16?.cyclesPerSecond)} (${few256?.cyclesPerSecond ?? '-'} / ${few16?.cyclesPerSecond ?? '-'})`],
         ['answers/s to 64 clients at a full fleet, as a share of the bare server\'s', '≥ 50%', `${pct(crowd?.requestsPerSecond, baseline64?.requestsPerSecond)} (${crowd?.requestsPerSecond ?? '-'} / ${baseline64?.requestsPerSecond ?? '-'})`],
