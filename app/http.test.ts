@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { createDispatcher } from './dispatcher.ts';
+import { createDispatcher, type Dispatcher } from './dispatcher.ts';
 import type { Server } from 'bun';
 import { createApp, type SocketHandlers } from './http.ts';
 import { encode } from '../common/protocol.ts';
@@ -18,6 +18,12 @@ const options = {
   remoteAddress: () => '127.0.0.1',
 };
 const app = createApp({ dispatcher, ...options });
+/** The app on a Bun server of its own, on a free port, with the dispatcher's socket adapter. */
+function listen(on: Dispatcher): Server<SocketHandlers> {
+  let listening: Server<SocketHandlers> | null = null;
+  const served = createApp({ dispatcher: on, ...options, upgrade: upgradeOn(() => listening) });
+  return (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: served.fetch, websocket: socketEvents }));
+}
 const bearer = { authorization: `Bearer ${secret}` };
 const register = (id: string, url: string) =>
   dispatcher.openControl({ send() {}, close() {} }).message(encode({ type: 'register', id, instance: `instance-of-${id}-0123456789`, url, client: 'none', targetFps: 30 }));
@@ -145,9 +151,7 @@ describe('http routes', () => {
   });
 
   test('a request that asks for an upgrade without a valid handshake is a 400 that says why', async () => {
-    let listening: Server<SocketHandlers> | null = null;
-    const app = createApp({ dispatcher, ...options, upgrade: upgradeOn(() => listening) });
-    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
+    const server = listen(dispatcher);
     try {
       const response = await fetch(`http://127.0.0.1:${server.port}/stream`, { headers: { upgrade: 'websocket', connection: 'upgrade' } });
       expect(response.status).toBe(400);
@@ -166,9 +170,7 @@ describe('http routes', () => {
       if (opened++ === 0) throw new Error('no session for you');
       return { message: async () => {}, closed: () => { throw new Error('closing went wrong'); } };
     };
-    let listening: Server<SocketHandlers> | null = null;
-    const app = createApp({ dispatcher: failing, ...options, upgrade: upgradeOn(() => listening) });
-    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
+    const server = listen(failing);
     try {
       const first = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
       const event = await new Promise<CloseEvent>((resolve) => (first.onclose = resolve));
@@ -195,9 +197,7 @@ describe('http routes', () => {
       },
       closed: async () => {},
     });
-    let listening: Server<SocketHandlers> | null = null;
-    const app = createApp({ dispatcher: failing, ...options, upgrade: upgradeOn(() => listening) });
-    const server = (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch, websocket: socketEvents }));
+    const server = listen(failing);
     try {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/stream`);
       await new Promise((resolve) => (ws.onopen = resolve));
