@@ -24,6 +24,13 @@ function listen(on: Dispatcher): Server<SocketHandlers> {
   const served = createApp({ dispatcher: on, ...options, upgrade: upgradeOn(() => listening) });
   return (listening = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: served.fetch, websocket: socketEvents }));
 }
+/** A dispatcher whose sessions a test replaces, and the errors it logs. */
+function loggingDispatcher(): { failing: Dispatcher; logged: string[] } {
+  const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
+  const logged: string[] = [];
+  failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
+  return { failing, logged };
+}
 const bearer = { authorization: `Bearer ${secret}` };
 const register = (id: string, url: string) =>
   dispatcher.openControl({ send() {}, close() {} }).message(encode({ type: 'register', id, instance: `instance-of-${id}-0123456789`, url, client: 'none', targetFps: 30 }));
@@ -162,9 +169,7 @@ describe('http routes', () => {
   });
 
   test('a session that throws as it opens, or as it closes, is logged; its socket is closed with 1011 and the server carries on', async () => {
-    const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
-    const logged: string[] = [];
-    failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
+    const { failing, logged } = loggingDispatcher();
     let opened = 0;
     failing.openStream = () => {
       if (opened++ === 0) throw new Error('no session for you');
@@ -188,9 +193,7 @@ describe('http routes', () => {
   });
 
   test('a session that fails closes its socket with 1011, is logged, and the server carries on', async () => {
-    const failing = createDispatcher({ store: openSqliteStore(':memory:'), policy: { rateLimit: 0 } });
-    const logged: string[] = [];
-    failing.events.on('log', ({ level, message }) => level === 'error' && logged.push(message));
+    const { failing, logged } = loggingDispatcher();
     failing.openStream = () => ({
       message: async () => {
         throw new Error('the lease file went away');
