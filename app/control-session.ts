@@ -6,7 +6,7 @@
 // stays open: heartbeats that ask for an answer go unanswered until it is back, and the first one
 // after extends (or revives) the lease. Only a registration that could not be stored closes it, to be tried again.
 
-import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type RenderToDispatcher } from '../common/protocol.ts';
+import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type HeartbeatMessage, type RenderToDispatcher } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { Clock } from './clock.ts';
 import type { DispatcherEvents, EventSource, LogFields } from './events.ts';
@@ -43,6 +43,8 @@ export interface ControlContext {
   failures: StoreFailures;
 }
 
+const DONE: Promise<void> = Promise.resolve();
+
 function randomKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -77,16 +79,30 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
 
   const message = inOrder(handleText);
 
-  async function handleText(text: string): Promise<void> {
+  function handleText(text: string): Promise<void> {
     const parsed = parseRenderMessage(text);
-    if (!parsed.ok) return refuse(parsed.error, parsed.field);
+    if (!parsed.ok) return (refuse(parsed.error, parsed.field), DONE);
     const msg = parsed.value;
-    try {
-      await handle(msg);
-    } catch (error) {
+    const failed = (error: unknown) => {
       ctx.failures.failed(`on a ${msg.type} from ${serverId ?? 'a render server'}`, error);
       if (msg.type === 'register' && serverId === null && open) link.close(CLOSE.tryAgainLater, 'store unavailable: register again');
-    }
+    };
+    // The most frequent message (10,000 a second from 10,000 servers) as one chain on its batch.
+    if (msg.type === 'heartbeat' && serverId !== null) return heartbeat(serverId, msg).catch(failed);
+    return handle(msg).catch(failed);
+  }
+
+  function heartbeat(id: string, msg: HeartbeatMessage): Promise<void> {
+    return ctx.heartbeats.beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client }).then((beat) => {
+      // The connection may have been replaced or closed while the batch was written.
+      if (serverId !== id) return;
+      if (!beat) return lostHold();
+      events.emit('heartbeat', { serverId: id });
+      if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
+      if (msg.answer) reply({ type: 'lease', expiresAt: beat.leaseExpires });
+      // A server back from a freeze, or healthy again, may be what a waiting page needs.
+      if (beat.state === 'ready') wakeRoom();
+    });
   }
 
   async function handle(msg: RenderToDispatcher): Promise<void> {
@@ -118,19 +134,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
 
     if (serverId === null) return refuse(`send register before ${msg.type}`, 'type');
 
-    if (msg.type === 'heartbeat') {
-      const id = serverId;
-      const beat = await ctx.heartbeats.beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client });
-      // The connection may have been replaced or closed while the batch was written.
-      if (serverId !== id) return;
-      if (!beat) return lostHold();
-      events.emit('heartbeat', { serverId: id });
-      if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
-      if (msg.answer) reply({ type: 'lease', expiresAt: beat.leaseExpires });
-      // A server back from a freeze, or healthy again, may be what a waiting page needs.
-      if (beat.state === 'ready') wakeRoom();
-      return;
-    }
+    if (msg.type === 'heartbeat') return heartbeat(serverId, msg);
 
     if (msg.type === 'drain') {
       const row = await store.drain(serverId);
