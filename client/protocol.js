@@ -95,6 +95,13 @@
     }
     return checkVariant(registry, data, "type", "message");
   }
+  var FIELDS = new WeakMap;
+  function fieldsOf(shape) {
+    let fields = FIELDS.get(shape);
+    if (!fields)
+      FIELDS.set(shape, fields = Object.entries(shape));
+    return fields;
+  }
   function checkVariant(registry, data, tag, what) {
     if (typeof data !== "object" || data === null || Array.isArray(data)) {
       return { ok: false, error: `${what} must be a JSON object` };
@@ -105,7 +112,7 @@
       return { ok: false, field: tag, error: `${tag} must be one of ${Object.keys(registry).join(", ")}` };
     }
     const value = { [tag]: variant };
-    for (const [field, check] of Object.entries(registry[variant])) {
+    for (const [field, check] of fieldsOf(registry[variant])) {
       const problem = check(record[field]);
       if (problem)
         return { ok: false, field, error: `${variant}.${field} ${problem}` };
