@@ -49,10 +49,6 @@ export function parseWith<T>(registry: Record<string, Shape>, text: string): Par
   return checkVariant<T>(registry, data, 'type', 'message');
 }
 
-/**
- * Checks `data` as one of the registry's variants, told apart by its `tag` field (`type` for a
- * message, `kind` for what one carries); unknown fields are dropped. `what` names it in errors.
- */
 /** Each shape's fields, listed once: a message is checked against them many thousand times a second. */
 const FIELDS = new WeakMap<Shape, [string, Check][]>();
 function fieldsOf(shape: Shape): [string, Check][] {
@@ -61,6 +57,10 @@ function fieldsOf(shape: Shape): [string, Check][] {
   return fields;
 }
 
+/**
+ * Checks `data` as one of the registry's variants, told apart by its `tag` field (`type` for a
+ * message, `kind` for what one carries); unknown fields are dropped. `what` names it in errors.
+ */
 export function checkVariant<T>(registry: Record<string, Shape>, data: unknown, tag: string, what: string): Parsed<T> {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, error: `${what} must be a JSON object` };

@@ -5,6 +5,7 @@ import { Database } from 'bun:sqlite';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LeaseStore } from '../lease-store.ts';
 import { openSqliteStore } from './lease-store.ts';
 import { SCHEMA_VERSION } from './schema.ts';
 
@@ -17,10 +18,15 @@ const input = (i: number) => ({
 }) as const;
 
 /** From now on the file refuses, by rolling the whole transaction back (as a full disk would), an update of a server `when`. */
-function refuseUpdates(path: string, when: string): void {
+/** A store on a fresh file with `servers` registered, whose file rolls back any update of a server `when` (SQL, on `new`) holds. */
+async function refusingStore(servers: number, when: string): Promise<LeaseStore> {
+  const path = join(fresh(), 'd.db');
+  const s = openSqliteStore(path);
+  for (let n = 1; n <= servers; n++) await s.register(input(n));
   const db = new Database(path);
   db.run(`CREATE TRIGGER trap AFTER UPDATE ON servers WHEN ${when} BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
   db.close();
+  return s;
 }
 
 describe('SQLite lease file', () => {
@@ -150,11 +156,7 @@ describe('SQLite lease file', () => {
   });
 
   test('a reservation undone with its turn is handed out again; the asks after it in the turn fail rather than write alone', async () => {
-    const path = join(fresh(), 'd.db');
-    const s = openSqliteStore(path);
-    await s.register(input(1));
-    await s.register(input(2));
-    refuseUpdates(path, "new.holder = 'page-2'");
+    const s = await refusingStore(2, "new.holder = 'page-2'");
     // One turn: s1 reserved for page-1, then page-2's reservation undoes everything.
     const outcomes = await Promise.allSettled([1, 2, 3].map((n) => s.allocate(10_000, 0, null, `page-${n}`)));
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
@@ -234,10 +236,7 @@ describe('SQLite lease file', () => {
   });
 
   test('an answer remembered in a turn that was rolled back is forgotten with it', async () => {
-    const path = join(fresh(), 'd.db');
-    const s = openSqliteStore(path);
-    await s.register(input(1));
-    refuseUpdates(path, "new.state = 'draining'");
+    const s = await refusingStore(1, "new.state = 'draining'");
     const answer = { serverId: 's1', url: 'ws://127.0.0.1:1/s1?ticket=t1' };
     // In one turn: remembered, rolled back, and looked for again.
     const outcomes = await Promise.allSettled([s.requests.save('r1', answer, Date.now() + 60_000), s.drain('s1'), s.requests.find('r1')]);
