@@ -77,33 +77,50 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
     serverId = null;
   }
 
-  const message = inOrder(handleText);
+  // A heartbeat waits in its batch for up to the batch's window, and what the server says next
+  // waits behind it (in order): a report of its client would be held that long. So a message from
+  // a server whose beat is still waiting writes the batch at once.
+  let beating = false;
+  const inTurn = inOrder(handleText);
+  const message = (text: string): Promise<void> => {
+    if (beating) void ctx.heartbeats.flush();
+    return inTurn(text);
+  };
+
+  function failed(type: RenderToDispatcher['type'], error: unknown): void {
+    ctx.failures.failed(`on a ${type} from ${serverId ?? 'a render server'}`, error);
+    if (type === 'register' && serverId === null && open) link.close(CLOSE.tryAgainLater, 'store unavailable: register again');
+  }
 
   function handleText(text: string): Promise<void> {
     const parsed = parseRenderMessage(text);
     if (!parsed.ok) return (refuse(parsed.error, parsed.field), DONE);
     const msg = parsed.value;
-    const failed = (error: unknown) => {
-      ctx.failures.failed(`on a ${msg.type} from ${serverId ?? 'a render server'}`, error);
-      if (msg.type === 'register' && serverId === null && open) link.close(CLOSE.tryAgainLater, 'store unavailable: register again');
-    };
     // The most frequent message (10,000 a second from 10,000 servers) as one chain on its batch.
-    if (msg.type !== 'heartbeat') return handle(msg).catch(failed);
+    if (msg.type !== 'heartbeat') return handle(msg).catch((error: unknown) => failed(msg.type, error));
     if (serverId === null) return (unregistered(msg.type), DONE);
-    return heartbeat(serverId, msg).catch(failed);
+    return heartbeat(serverId, msg);
   }
 
   function heartbeat(id: string, msg: HeartbeatMessage): Promise<void> {
-    return ctx.heartbeats.beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client }).then((beat) => {
-      // The connection may have been replaced or closed while the batch was written.
-      if (serverId !== id) return;
-      if (!beat) return lostHold();
-      events.emit('heartbeat', { serverId: id });
-      if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
-      if (msg.answer) reply({ type: 'lease', expiresAt: beat.leaseExpires });
-      // A server back from a freeze, or healthy again, may be what a waiting page needs.
-      if (beat.state === 'ready') wakeRoom();
-    });
+    beating = true;
+    return ctx.heartbeats
+      .beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client })
+      .then((beat) => {
+        beating = false;
+        // The connection may have been replaced or closed while the batch was written.
+        if (serverId !== id) return;
+        if (!beat) return lostHold();
+        events.emit('heartbeat', { serverId: id });
+        if (announcedExpired.delete(id)) events.emit('server.new', { kind: 'render', id, url: beat.url });
+        if (msg.answer) reply({ type: 'lease', expiresAt: beat.leaseExpires });
+        // A server back from a freeze, or healthy again, may be what a waiting page needs.
+        if (beat.state === 'ready') wakeRoom();
+      })
+      .catch((error: unknown) => {
+        beating = false;
+        failed('heartbeat', error);
+      });
   }
 
   const unregistered = (type: RenderToDispatcher['type']) => refuse(`send register before ${type}`, 'type');

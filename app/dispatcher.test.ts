@@ -108,6 +108,23 @@ describe(engine.name, () => {
       expect(await dispatcher.allocate()).not.toBeNull();
     });
 
+    test('a message from a server whose heartbeat waits in its batch writes the batch at once: its report is not held for the window', async () => {
+      const store = await engine.fresh(clock);
+      let writes = 0;
+      const heartbeats = store.heartbeats;
+      store.heartbeats = (beats, ttlMs) => (writes++, heartbeats(beats, ttlMs));
+      dispatcher.stop();
+      dispatcher = createDispatcher({ store, timings, clock, policy: { rateLimit: 0 } });
+      const { session } = await registered();
+      const beat = session.message(encode({ type: 'heartbeat', fps: 60, frameMs: 1, client: 'none' }));
+      await Bun.sleep(5); // read, and waiting in its batch (a window of 100 ms at these timings)
+      expect(writes).toBe(0);
+      const report = session.message(encode({ type: 'client', event: 'connected' }));
+      expect(writes).toBe(1);
+      await Promise.all([beat, report]);
+      expect((await store.get('a'))?.state).toBe('busy');
+    });
+
     test('a heartbeat before registering is refused', async () => {
       const link = fakeLink();
       await dispatcher.openControl(link).message(JSON.stringify({ type: 'heartbeat', fps: 1, frameMs: 1, client: 'none' }));

@@ -36,11 +36,17 @@ async function settle(done: () => boolean = () => true) {
 
 let beats: (() => Promise<void>)[] = [];
 
-/** Moves the clock in heartbeat-sized steps, every server heartbeating as a live one would. */
+/**
+ * Moves the clock in heartbeat-sized steps, every server heartbeating as a live one would. Each
+ * step's beats are written at once, once read, rather than after their batch's window in real time.
+ */
 async function advance(ms: number) {
   for (let left = ms; left > 0; left -= 1000) {
     clock.t += Math.min(1000, left);
-    for (const beat of beats) await beat();
+    const written = beats.map((beat) => beat());
+    await Bun.sleep(0);
+    await dispatcher.flush();
+    await Promise.all(written);
   }
 }
 
