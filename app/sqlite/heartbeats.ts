@@ -29,14 +29,29 @@ export function openHeartbeats(db: Database) {
   const extend = db.query<unknown, { id: string; leaseExpires: number; fps: number; frameMs: number }>(
     'UPDATE leases SET lease_expires = $leaseExpires, fps = $fps, frame_ms = $frameMs WHERE id = $id',
   );
-  const heartbeat = (params: BeatParams, leaseExpires: number): Beat | null => {
-    const held = unchanged.get(params) ?? changed.get(params);
+  // One object of each statement's parameters, filled in for each beat.
+  const beat: BeatParams = { id: '', conn: '', now: 0, fps: 0, frameMs: 0, client: 'none' };
+  const lease = { id: '', leaseExpires: 0, fps: 0, frameMs: 0 };
+  const heartbeat = (leaseExpires: number): Beat | null => {
+    const held = unchanged.get(beat) ?? changed.get(beat);
     if (!held) return null;
-    extend.run({ id: params.id, leaseExpires, fps: params.fps, frameMs: params.frameMs });
+    lease.id = beat.id;
+    lease.leaseExpires = leaseExpires;
+    lease.fps = beat.fps;
+    lease.frameMs = beat.frameMs;
+    extend.run(lease);
     return { url: held.url, state: held.state, leaseExpires };
   };
 
   return db.transaction((beats: BeatInput[], ttlMs: number, now: number): (Beat | null)[] =>
-    beats.map(({ id, conn, ageMs, health }) => heartbeat({ id, conn, now, ...health }, now - ageMs + ttlMs)),
+    beats.map(({ id, conn, ageMs, health }) => {
+      beat.id = id;
+      beat.conn = conn;
+      beat.now = now;
+      beat.fps = health.fps;
+      beat.frameMs = health.frameMs;
+      beat.client = health.client;
+      return heartbeat(now - ageMs + ttlMs);
+    }),
   );
 }
