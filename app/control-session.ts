@@ -4,7 +4,9 @@
 // id belongs to the process that first registered it (proved by its instance secret), and a URL
 // to the live server registered on it. While the lease store cannot be reached the connection
 // stays open: heartbeats that ask for an answer go unanswered until it is back, and the first one
-// after extends (or revives) the lease. Only a registration that could not be stored closes it, to be tried again.
+// after extends (or revives) the lease. Only a registration that could not be stored closes it,
+// to be tried again. A server's messages are handled in order, so a heartbeat with messages
+// behind it is written without waiting for its batch's window.
 
 import { CLOSE, encode, parseRenderMessage, type DispatcherToRender, type HeartbeatMessage, type RenderToDispatcher } from '../common/protocol.ts';
 import type { Allocator } from './allocator.ts';
@@ -78,12 +80,14 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   }
 
   // A heartbeat waits in its batch for up to the batch's window, and what the server says next
-  // waits behind it (in order): a report of its client would be held that long. So a message from
-  // a server whose beat is still waiting writes the batch at once.
-  let beating = false;
+  // waits behind it (in order): a report of its client would be held that long. So a beat with
+  // messages behind it does not wait for the window: neither one that joins its batch with
+  // messages queued, nor one still waiting when a message comes.
+  let unhandled = 0;
   const inTurn = inOrder(handleText);
   const message = (text: string): Promise<void> => {
-    if (beating) void ctx.heartbeats.flush();
+    unhandled++;
+    ctx.heartbeats.hurry(conn);
     return inTurn(text);
   };
 
@@ -93,6 +97,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   }
 
   function handleText(text: string): Promise<void> {
+    unhandled--;
     const parsed = parseRenderMessage(text);
     if (!parsed.ok) return (refuse(parsed.error, parsed.field), DONE);
     const msg = parsed.value;
@@ -103,11 +108,10 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
   }
 
   function heartbeat(id: string, msg: HeartbeatMessage): Promise<void> {
-    beating = true;
-    return ctx.heartbeats
-      .beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client })
+    const written = ctx.heartbeats.beat(id, conn, { fps: msg.fps, frameMs: msg.frameMs, client: msg.client });
+    if (unhandled > 0) ctx.heartbeats.hurry(conn);
+    return written
       .then((beat) => {
-        beating = false;
         // The connection may have been replaced or closed while the batch was written.
         if (serverId !== id) return;
         if (!beat) return lostHold();
@@ -117,10 +121,7 @@ export function openControlSession(ctx: ControlContext, link: Link): Session {
         // A server back from a freeze, or healthy again, may be what a waiting page needs.
         if (beat.state === 'ready') wakeRoom();
       })
-      .catch((error: unknown) => {
-        beating = false;
-        failed('heartbeat', error);
-      });
+      .catch((error: unknown) => failed('heartbeat', error));
   }
 
   const unregistered = (type: RenderToDispatcher['type']) => refuse(`send register before ${type}`, 'type');

@@ -52,6 +52,23 @@ describe('heartbeat batches', () => {
     expect(good?.state).toBe('ready');
   });
 
+  test('hurrying a connection writes the waiting beats only while that connection has one waiting', async () => {
+    const { batch, transactions } = await setUp(2);
+    batch.hurry('c0');
+    const first = batch.beat('s0', 'c0', health);
+    batch.hurry('c1');
+    expect(transactions()).toBe(0);
+    batch.hurry('c0');
+    expect(transactions()).toBe(1);
+    // c0's beat is being written: hurrying it again does not cut the next batch's window short.
+    const second = batch.beat('s1', 'c1', health);
+    batch.hurry('c0');
+    expect(await first).not.toBeNull();
+    expect(transactions()).toBe(1);
+    expect(await second).not.toBeNull();
+    expect(transactions()).toBe(2);
+  });
+
   test('a full batch is written at once; flush writes what waits', async () => {
     const { batch, transactions } = await setUp(1);
     const waiting = batch.beat('s0', 'c0', health);
