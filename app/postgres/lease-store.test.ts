@@ -104,6 +104,25 @@ describe('PostgreSQL lease store', () => {
     await s.close();
   }, 15_000);
 
+  test('the servers table is vacuumed as its rows are written again, not only on maintenance', async () => {
+    const url = await database();
+    const s = await openPostgresStore(url, { churnRows: 10 });
+    const sql = new SQL(url, { max: 1 });
+    const vacuums = async () =>
+      Number((await sql.unsafe(`SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = '${SCHEMA}' AND relname = 'servers'`))[0].vacuum_count);
+    await s.register(input);
+    const report = (i: number) => s.setClient('a', 'c', i % 2 ? 'none' : 'connected');
+    for (let i = 0; i < 9; i++) await report(i);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await vacuums()).toBe(0);
+    await report(9);
+    const deadline = Date.now() + 5000;
+    while ((await vacuums()) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await vacuums()).toBe(1);
+    await sql.close();
+    await s.close();
+  }, 15_000);
+
   test("a page's pending reservation is looked up among reservations only, and a session's kept server by its session", async () => {
     const url = await database();
     const s = await openPostgresStore(url);

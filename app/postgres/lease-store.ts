@@ -26,9 +26,11 @@ const REGISTER_ATTEMPTS = 3;
 export interface PostgresStoreOptions {
   /** Time from this clock instead of the database's (tests that move time). */
   clock?: Clock;
+  /** Rows of servers written again between two vacuums of it, at least (tests make it small; see statistics.ts). */
+  churnRows?: number;
 }
 
-export async function openPostgresStore(url: string, { clock }: PostgresStoreOptions = {}): Promise<LeaseStore> {
+export async function openPostgresStore(url: string, { clock, churnRows }: PostgresStoreOptions = {}): Promise<LeaseStore> {
   const client = connect(url, clock);
   const { sql, timed, plain } = client;
   try {
@@ -75,8 +77,10 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
   const requests = openRequestMemo(client);
   const waiting = openWaitingList(client, owner, () => announce());
   const listing = openServerListing(client);
-  const statistics = keepStatistics(client);
+  const statistics = keepStatistics(client, churnRows);
 
+  /** Whether a write changed any servers row (and so left a dead version of it behind). */
+  const changedAny = (rows: unknown[]) => (statistics.wrote(rows.length), rows.length > 0);
   const rowOf = async (id: string) => (await plain<ServerRow>(`SELECT ${COLUMNS} FROM servers WHERE id = $1`, [id]))[0] ?? null;
   const oneRow = async (text: string, params: unknown[]) => (await timed<ServerRow>(text, params))[0] ?? null;
 
@@ -135,6 +139,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
   async function pendingOrFree(claimMs: number, minHealth: number, session: string | null, conn: string | null, tx?: Runner): Promise<Allocation[]> {
     for (let attempt = 1; ; attempt++) {
       const reserved = await timed<Allocation>(ALLOCATE, [claimMs, session, crypto.randomUUID(), conn, minHealth], tx);
+      statistics.wrote(reserved.length);
       if (reserved.length || attempt >= SKIPPED_ATTEMPTS) return reserved;
       // Nothing unlocked was free. The free servers left may only be locked for a moment (a
       // heartbeat batch, another dispatcher's reservation that will fail): look again while
@@ -170,6 +175,7 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
       inSession(session, async (tx) => {
         const [row] = await timed<Allocation & { held: string | null }>(ALLOCATE_STICKY_OR_HELD, [claimMs, session, crypto.randomUUID(), conn, minHealth, waitForOwn], tx);
         if (row?.held) return { allocation: null, held: row.held };
+        statistics.wrote(row ? 1 : 0);
         if (row) {
           const { held: _, ...allocation } = row;
           return { allocation, held: null };
@@ -200,13 +206,14 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
          RETURNING s.id, s.url, s.state, s.lease_expires AS "leaseExpires"`,
         [ttlMs, JSON.stringify(beats.map(({ id, conn, ageMs, health }) => ({ id, conn, age: ageMs, fps: health.fps, frame_ms: health.frameMs, client: health.client })))],
       );
+      statistics.wrote(rows.length);
       const byId = new Map(rows.map(({ id, ...beat }) => [id, beat]));
       return beats.map(({ id }) => byId.get(id) ?? null);
     },
 
     // A client leaving frees its server: that is told.
     setClient: async (id, conn, client, graceMs = 0) =>
-      (
+      changedAny(
         await timed(
           announcing(
             `UPDATE servers SET client = $4::text, claim_expires = NULL, updated_at = ${NOW},
@@ -218,16 +225,16 @@ export async function openPostgresStore(url: string, { clock }: PostgresStoreOpt
             `$4::text = 'none'`,
           ),
           [id, conn, client, graceMs, CHANNEL, owner],
-        )
-      ).length > 0,
+        ),
+      ),
 
     release: async (id) =>
-      (
+      changedAny(
         await timed(
           announcing(`UPDATE servers SET state = 'ready', claim_expires = NULL, updated_at = ${NOW} WHERE id = $2 AND state = 'reserved' RETURNING id`, 2),
           [id, CHANNEL, owner],
-        )
-      ).length > 0,
+        ),
+      ),
 
     drain: (id) =>
       oneRow(
