@@ -206,7 +206,6 @@ export async function openPostgresStore(url: string, { clock, churnRows }: Postg
          RETURNING s.id, s.url, s.state, s.lease_expires AS "leaseExpires"`,
         [ttlMs, JSON.stringify(beats.map(({ id, conn, ageMs, health }) => ({ id, conn, age: ageMs, fps: health.fps, frame_ms: health.frameMs, client: health.client })))],
       );
-      statistics.wrote(rows.length);
       const byId = new Map(rows.map(({ id, ...beat }) => [id, beat]));
       return beats.map(({ id }) => byId.get(id) ?? null);
     },

@@ -10,8 +10,12 @@
 // (ten seconds) a busy dispatcher leaves tens of thousands: a hand-out moves its server to the end
 // of the free servers' index, and the walk from its start steps over every dead entry left there
 // (1 ms an allocation after three seconds of load at 1,000 servers, against about 0.05 ms). So the
-// servers table is also vacuumed whenever this dispatcher has written that many of its rows again
-// (CHURN_ROWS, or twice the servers counted if more), one vacuum at a time.
+// servers table is also vacuumed whenever this dispatcher's hand-outs and reports have written
+// about that many of its rows again (CHURN_ROWS, or twice the rows the table held at the last
+// vacuum, if more). Heartbeats are not counted: one that changes nothing indexed leaves no index
+// entry behind. This module runs one of its vacuums or counts at a time, so that none is skipped
+// for another of its own (SKIP_LOCKED skips a table another vacuum or count holds), and never
+// shrinks the file (which would lock out every statement on the table while it waits).
 
 import type { PgClient } from './client.ts';
 
@@ -27,12 +31,15 @@ export function keepStatistics({ plain }: Pick<PgClient, 'plain'>, churnRows = C
   let inserted = 0;
   let analysing: Promise<void> | null = null;
   let written = 0;
+  /** The servers table's rows at the last vacuum of it (the database's own count). */
+  let tableRows = 0;
   let vacuuming: Promise<void> | null = null;
 
   function analyse(): void {
     if (analysing) return;
     const rows = inserted;
-    analysing = plain(`ANALYZE (SKIP_LOCKED) ${TABLES}`)
+    analysing = (vacuuming ?? Promise.resolve())
+      .then(() => plain(`ANALYZE (SKIP_LOCKED) ${TABLES}`))
       .then(() => {
         counted += rows;
         inserted -= rows;
@@ -48,21 +55,26 @@ export function keepStatistics({ plain }: Pick<PgClient, 'plain'>, churnRows = C
       inserted++;
       if (inserted >= Math.max(MIN_NEW_ROWS, counted / 4)) analyse();
     },
-    /** `rows` servers rows written again (a hand-out, a report, a batch of heartbeats): vacuumed once they add up. */
+    /** `rows` servers rows written again by a hand-out or a report: vacuumed once they add up. */
     wrote(rows = 1): void {
       written += rows;
-      if (vacuuming || written < Math.max(churnRows, 2 * (counted + inserted))) return;
+      if (vacuuming || analysing || written < Math.max(churnRows, 2 * tableRows)) return;
       written = 0;
       // Another dispatcher vacuuming the table meanwhile is skipped; a failure waits for the next round.
-      vacuuming = plain('VACUUM (SKIP_LOCKED) servers')
-        .then(() => {})
+      vacuuming = plain('VACUUM (SKIP_LOCKED, TRUNCATE false) servers')
+        .then(() => plain<{ rows: number }>("SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = 'servers'::regclass"))
+        .then(([row]) => {
+          tableRows = Math.max(0, row?.rows ?? 0);
+        })
         .catch(() => {})
         .finally(() => (vacuuming = null));
     },
     /** Dead row versions vacuumed and the count made again (another dispatcher doing it meanwhile is skipped). */
     async maintain(): Promise<void> {
+      await vacuuming;
+      await analysing;
       const rows = inserted;
-      await plain(`VACUUM (ANALYZE, SKIP_LOCKED) ${TABLES}`);
+      await plain(`VACUUM (ANALYZE, SKIP_LOCKED, TRUNCATE false) ${TABLES}`);
       counted += rows;
       inserted -= rows;
     },
