@@ -21,8 +21,9 @@ const MAX_BATCH = 1000;
  * it touched once, however many beats changed it, so a longer window writes less for each beat:
  * 10,000 servers at 1 Hz touch nearly every page of leases (about 100) in any 50 ms, so a window
  * twice as long writes each page half as often (10 commits a second, not 20, less the windows
- * that client reports cut short: 3 points of a core fewer in the heartbeat benchmark). The wait never takes more than a twentieth of the margin a
- * lease has between heartbeats, and the deadline is set from each beat's arrival whatever the wait.
+ * that client reports cut short: 3 points of a core fewer in the heartbeat benchmark). The wait
+ * never takes more than a twentieth of the margin a lease has between heartbeats, and the
+ * deadline is set from each beat's arrival whatever the wait.
  */
 export function batchWindow({ heartbeatMs, ttlMs }: { heartbeatMs: number; ttlMs: number }): number {
   return Math.max(1, Math.min(MAX_WINDOW_MS, (ttlMs - heartbeatMs) / 20));

@@ -13,9 +13,10 @@
 // servers table is also vacuumed whenever this dispatcher's hand-outs and reports have written
 // about that many of its rows again (CHURN_ROWS, or twice the rows the table held at the last
 // vacuum, if more). Heartbeats are not counted: one that changes nothing indexed can be written in
-// place, without a new index entry. This module runs one of its vacuums or counts at a time, so that none is skipped
-// for another of its own (SKIP_LOCKED skips a table another vacuum or count holds), and never
-// shrinks the file (which would lock out every statement on the table while it waits).
+// place, without a new index entry. This module runs one of its vacuums or counts at a time, so
+// that none is skipped for another of its own (SKIP_LOCKED skips a table another vacuum or count
+// holds), and never shrinks the file (which would lock out every statement on the table while it
+// waits).
 
 import type { PgClient } from './client.ts';
 
